@@ -1,0 +1,1 @@
+"""Agents that learn through the glimpse environments' API (the Recurrent Attention Model)."""

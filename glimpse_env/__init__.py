@@ -1,0 +1,31 @@
+"""glimpse-mnist: Gymnasium environments for hard visual attention on MNIST and Fashion-MNIST.
+
+Importing the package registers the ``GlimpseMNIST-*-v0`` environments::
+
+    import gymnasium as gym
+    import glimpse_env  # noqa: F401
+
+    env = gym.make("GlimpseMNIST-Cluttered-v0")
+"""
+
+from __future__ import annotations
+
+from glimpse_env.canvas import CanvasSpec
+from glimpse_env.data import DataIntegrityError, DataNotFoundError, load_split
+from glimpse_env.env import GlimpseEnv
+from glimpse_env.registration import ENV_SPECS, register_envs
+from glimpse_env.retina import IntegralImage, Retina
+
+__all__ = [
+    "ENV_SPECS",
+    "CanvasSpec",
+    "DataIntegrityError",
+    "DataNotFoundError",
+    "GlimpseEnv",
+    "IntegralImage",
+    "Retina",
+    "load_split",
+    "register_envs",
+]
+
+register_envs()

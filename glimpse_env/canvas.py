@@ -1,0 +1,199 @@
+"""Canvases: the images an episode shows, made from dataset images by pure, seeded rules.
+
+Three variants, shared by the environments and the supervised baselines so that every
+model sees exactly the same images:
+
+* ``centred``: the 28x28 dataset image as it is;
+* ``translated`` (Mnih et al. 2014): the 28x28 image at a uniformly random position
+  inside a larger canvas (60x60 in the paper); the digit always lies fully inside;
+* ``cluttered``: a translated image plus ``n_clutter`` pieces of clutter, each a
+  ``clutter_size`` square cropped at a random position from a random *other* image of
+  the same split and placed at a random position of the canvas. Pieces and digit are
+  combined by the pixelwise maximum. The study's setting is a 40x40 canvas with 5 pieces
+  of 5x5; the RAM paper's are 60x60 with 4 pieces of 8x8 and 100x100 with 8 of 8x8.
+
+Randomness
+----------
+Every random choice of a canvas is drawn from a 64-bit *canvas key* by a counter-based
+generator (SplitMix64 over ``key + j * golden_ratio``, draw ``j`` reduced modulo the
+range), so making a canvas is a pure function of its key and its image index, batched
+with no per-canvas Python work. For the fixed splits the key is a hash of (variant,
+dataset seed, split, canvas index): canvas ``i`` of ``val``/``test`` shows dataset image
+``i`` and is identical on every machine and in every process. Fresh training canvases
+take their key and image index from the environment's ``np_random``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+#: size of the dataset images
+IMAGE_SIZE = 28
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
+
+Variant = Literal["centred", "translated", "cluttered"]
+VARIANTS: tuple[str, ...] = ("centred", "translated", "cluttered")
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser of ``x + golden`` (uint64, element-wise, wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = np.asarray(x, dtype=np.uint64) + _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        return z ^ (z >> np.uint64(31))
+
+
+def random_draws(keys: np.ndarray, count: int) -> np.ndarray:
+    """``(B, count)`` uint64: the ``count`` random words of each canvas key ``(B,)``."""
+    counters = np.arange(1, count + 1, dtype=np.uint64) * _GOLDEN
+    with np.errstate(over="ignore"):
+        return splitmix64(np.asarray(keys, dtype=np.uint64)[:, None] + counters[None, :])
+
+
+@dataclass(frozen=True)
+class CanvasSpec:
+    """How a canvas is made from a dataset image.
+
+    Args:
+        variant: ``"centred"``, ``"translated"`` or ``"cluttered"``.
+        height, width: canvas size in pixels (28x28 for ``centred``, at least 28 otherwise).
+        n_clutter: number of clutter pieces (``cluttered`` only).
+        clutter_size: side of each clutter piece, 1 to 28 (``cluttered`` only).
+    """
+
+    variant: str
+    height: int = IMAGE_SIZE
+    width: int = IMAGE_SIZE
+    n_clutter: int = 0
+    clutter_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown canvas variant {self.variant!r}; expected one of {VARIANTS}")
+        for name in ("height", "width", "n_clutter", "clutter_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"canvas {name} must be a non-negative integer, got {value!r}")
+        if self.variant == "centred" and (self.height, self.width) != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(
+                f"a centred canvas is the {IMAGE_SIZE}x{IMAGE_SIZE} image itself, got "
+                f"{self.height}x{self.width}; use variant='translated' for a larger canvas"
+            )
+        if self.height < IMAGE_SIZE or self.width < IMAGE_SIZE:
+            raise ValueError(
+                f"canvas {self.height}x{self.width} is smaller than the {IMAGE_SIZE}x{IMAGE_SIZE} "
+                f"image it must hold"
+            )
+        if self.variant == "cluttered":
+            if self.n_clutter < 1:
+                raise ValueError("a cluttered canvas needs n_clutter >= 1")
+            if not 1 <= self.clutter_size <= IMAGE_SIZE:
+                raise ValueError(
+                    f"clutter_size must be in [1, {IMAGE_SIZE}] (a crop of a dataset image), "
+                    f"got {self.clutter_size}"
+                )
+        elif self.n_clutter or self.clutter_size:
+            raise ValueError(
+                f"n_clutter and clutter_size apply to variant='cluttered' only, not {self.variant!r}"
+            )
+
+    @classmethod
+    def centred(cls) -> CanvasSpec:
+        """The 28x28 dataset image as it is."""
+        return cls("centred")
+
+    @classmethod
+    def translated(cls, size: int = 60) -> CanvasSpec:
+        """The image at a random position of a ``size x size`` canvas."""
+        return cls("translated", size, size)
+
+    @classmethod
+    def cluttered(cls, size: int = 40, n_clutter: int = 5, clutter_size: int = 5) -> CanvasSpec:
+        """The image at a random position of a ``size x size`` canvas, with clutter."""
+        return cls("cluttered", size, size, n_clutter, clutter_size)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)``."""
+        return (self.height, self.width)
+
+    @property
+    def n_draws(self) -> int:
+        """Random words used per canvas: 2 for the digit position, 5 per clutter piece."""
+        return 0 if self.variant == "centred" else 2 + 5 * self.n_clutter
+
+    def code(self, dataset: str) -> int:
+        """A stable 32-bit identifier of (dataset, variant, sizes), part of every canvas key."""
+        text = f"{dataset}|{self.variant}|{self.height}x{self.width}|{self.n_clutter}x{self.clutter_size}"
+        return zlib.crc32(text.encode())
+
+
+def fixed_keys(
+    spec: CanvasSpec, *, dataset: str, dataset_seed: int, split: str, indices: np.ndarray
+) -> np.ndarray:
+    """Canvas keys ``(B,)`` uint64 of canvases ``indices`` of a fixed split: a pure hash."""
+    if split not in _SPLIT_CODES:
+        raise ValueError(f"unknown split {split!r}")
+    h = splitmix64(np.uint64(spec.code(dataset)))
+    h = splitmix64(h ^ np.uint64(dataset_seed % 2**64))
+    h = splitmix64(h ^ np.uint64(_SPLIT_CODES[split]))
+    return splitmix64(h ^ np.asarray(indices, dtype=np.uint64))
+
+
+def compose(
+    spec: CanvasSpec, images: torch.Tensor, image_indices: torch.Tensor, keys: np.ndarray
+) -> torch.Tensor:
+    """Make canvases.
+
+    Args:
+        spec: the variant.
+        images: ``(N, 28, 28)`` uint8, all images of the split (clutter comes from them).
+        image_indices: ``(B,)`` int64 on ``images``' device: the image each canvas shows.
+        keys: ``(B,)`` uint64 canvas keys (see :func:`fixed_keys`).
+
+    Returns:
+        ``(B, H, W)`` uint8 canvases on ``images``' device.
+    """
+    if spec.variant == "centred":
+        return images[image_indices]
+    device = images.device
+    n_images = images.shape[0]
+    batch = image_indices.shape[0]
+    u = random_draws(keys, spec.n_draws)
+    h, w = spec.height, spec.width
+
+    def uniform(column: int, high: int) -> torch.Tensor:
+        """Integers in ``[0, high)`` from draw ``column``: ``(B,)`` int64 on the device."""
+        return torch.from_numpy((u[:, column] % np.uint64(high)).astype(np.int64)).to(device)
+
+    canvas = torch.zeros((batch, h, w), dtype=torch.uint8, device=device)
+    rows_of = torch.arange(batch, device=device).view(batch, 1, 1)
+
+    def window(top: torch.Tensor, left: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        span = torch.arange(size, device=device)
+        return (top.view(-1, 1) + span).unsqueeze(2), (left.view(-1, 1) + span).unsqueeze(1)
+
+    r, c = window(uniform(0, h - IMAGE_SIZE + 1), uniform(1, w - IMAGE_SIZE + 1), IMAGE_SIZE)
+    canvas[rows_of, r, c] = images[image_indices]
+    size = spec.clutter_size
+    for piece in range(spec.n_clutter):
+        first = 2 + 5 * piece
+        # another image of the split: shift by 1..N-1 so it is never the digit itself
+        source = (image_indices + 1 + uniform(first, max(n_images - 1, 1))) % n_images
+        sr, sc = window(
+            uniform(first + 1, IMAGE_SIZE - size + 1), uniform(first + 2, IMAGE_SIZE - size + 1), size
+        )
+        crop = images[source.view(-1, 1, 1), sr, sc]
+        r, c = window(uniform(first + 3, h - size + 1), uniform(first + 4, w - size + 1), size)
+        canvas[rows_of, r, c] = torch.maximum(canvas[rows_of, r, c], crop)
+    return canvas

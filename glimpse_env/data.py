@@ -1,0 +1,282 @@
+"""MNIST and Fashion-MNIST: locating, downloading, verifying and loading the raw IDX files.
+
+The data folder is chosen, in order, by an explicit ``data_dir`` argument, the
+``GLIMPSE_DATA_DIR`` environment variable, or the default user cache folder
+(``$XDG_CACHE_HOME/glimpse-mnist``, else ``~/.cache/glimpse-mnist``). It uses
+torchvision's layout: ``<data_dir>/MNIST/raw/train-images-idx3-ubyte[.gz]`` and so on,
+``FashionMNIST`` for Fashion-MNIST.
+
+The folder is treated as read-only: ``.gz`` files are decompressed in memory, never next
+to themselves. Every file's decompressed content is checked against the sha256 digest
+of the published dataset (:data:`RAW_SHA256`), so a truncated or corrupted copy fails
+loudly with its path and both digests. Files that are missing are downloaded through
+torchvision (into the data folder when it is writable, else into the user cache).
+
+Splits:
+
+* ``train``: the first 55,000 images of the official training set;
+* ``val``: the last 5,000 images of the official training set (indices 55,000-59,999),
+  a fixed hold-out that never changes;
+* ``test``: the official 10,000-image test set.
+
+Each dataset is read and verified once per process; every environment shares the
+same in-memory tensors.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+import zlib
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+import numpy as np
+import torch
+
+DatasetName = Literal["mnist", "fashion_mnist"]
+Split = Literal["train", "val", "test"]
+
+DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+#: Number of training images held out, from the end of the official training set, as ``val``.
+VAL_SIZE = 5_000
+
+#: torchvision's folder name for each dataset.
+FOLDERS: dict[str, str] = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
+
+#: Class names, index = label.
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "mnist": tuple(str(d) for d in range(10)),
+    "fashion_mnist": (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+}
+
+_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+#: sha256 of each *decompressed* raw file, as published (the gzip wrappers differ between
+#: mirrors, their content does not).
+RAW_SHA256: dict[str, dict[str, str]] = {
+    "mnist": {
+        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    "fashion_mnist": {
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The dataset files are not in any folder looked in and could not be downloaded."""
+
+
+class DataIntegrityError(ValueError):
+    """A dataset file exists but its content is not the published dataset."""
+
+
+class SplitData(NamedTuple):
+    """One split of a dataset, in memory."""
+
+    images: torch.Tensor
+    """``(N, 28, 28)`` uint8 images."""
+    labels: torch.Tensor
+    """``(N,)`` int64 class labels."""
+
+
+class RawDataset(NamedTuple):
+    """A whole dataset as published: the official training and test sets."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+
+def default_cache_dir() -> Path:
+    """The per-user folder used when neither ``data_dir`` nor ``GLIMPSE_DATA_DIR`` is set."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "glimpse-mnist"
+
+
+def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The data folder: ``data_dir`` if given, else ``$GLIMPSE_DATA_DIR``, else the user cache."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser().resolve()
+    env = os.environ.get("GLIMPSE_DATA_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    return default_cache_dir().resolve()
+
+
+def _check_dataset(dataset: str) -> None:
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+
+
+def _find_raw(root: Path, dataset: str, name: str) -> Path | None:
+    raw = root / FOLDERS[dataset] / "raw"
+    for candidate in (raw / name, raw / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _missing(root: Path, dataset: str) -> list[str]:
+    return [name for name in _FILES if _find_raw(root, dataset, name) is None]
+
+
+def _download(root: Path, dataset: str) -> None:
+    """Download ``dataset`` into ``root`` in torchvision's layout (raises on failure)."""
+    from torchvision import datasets
+
+    cls = datasets.MNIST if dataset == "mnist" else datasets.FashionMNIST
+    root.mkdir(parents=True, exist_ok=True)
+    cls(root=str(root), train=True, download=True)
+
+
+def _is_writable(path: Path) -> bool:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    return os.access(probe, os.W_OK)
+
+
+def _locate(root: Path, dataset: str) -> Path:
+    """The folder that holds all four files of ``dataset``, downloading them if needed."""
+    if not _missing(root, dataset):
+        return root
+    cache = default_cache_dir().resolve()
+    looked = [root] if cache == root else [root, cache]
+    if cache != root and not _missing(cache, dataset):
+        return cache
+    target = root if _is_writable(root) else cache
+    try:
+        _download(target, dataset)
+    except Exception as exc:
+        folder = FOLDERS[dataset]
+        expected = ", ".join(f"{n}[.gz]" for n in _missing(root, dataset))
+        raise DataNotFoundError(
+            f"{dataset} data not found. Looked in: {', '.join(str(p / folder / 'raw') for p in looked)}; "
+            f"missing files: {expected}. Downloading them through torchvision into {target} failed "
+            f"({type(exc).__name__}: {exc}). To fix: copy the four raw IDX files (gzipped or not) "
+            f"into <data_dir>/{folder}/raw/ and pass data_dir=<data_dir> or set GLIMPSE_DATA_DIR, "
+            f"or run once with network access."
+        ) from exc
+    if _missing(target, dataset):
+        raise DataNotFoundError(
+            f"torchvision's download into {target} did not produce {_missing(target, dataset)}; "
+            f"place the raw IDX files in {target / FOLDERS[dataset] / 'raw'} by hand."
+        )
+    return target
+
+
+def _read_verified(path: Path, dataset: str, name: str) -> bytes:
+    try:
+        blob = path.read_bytes()
+        content = gzip.decompress(blob) if path.suffix == ".gz" else blob
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataIntegrityError(
+            f"cannot read {path}: {type(exc).__name__}: {exc}. The file is truncated or corrupted; "
+            f"delete it and download it again (or copy a good one)."
+        ) from exc
+    expected = RAW_SHA256[dataset][name]
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != expected:
+        raise DataIntegrityError(
+            f"checksum mismatch for {path}: the decompressed content has sha256 {actual}, "
+            f"expected {expected} (the published {dataset} file {name}). The file is corrupted, "
+            f"truncated or another dataset's; delete it and download it again (or copy a good one)."
+        )
+    return content
+
+
+def parse_idx(content: bytes, *, source: str = "<bytes>") -> np.ndarray:
+    """Decode an IDX file (unsigned-byte data only, as MNIST uses) into a numpy array."""
+    if len(content) < 4 or content[0] != 0 or content[1] != 0 or content[2] != 0x08:
+        raise DataIntegrityError(f"{source} is not an unsigned-byte IDX file")
+    ndim = content[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if len(content) != header + int(np.prod(shape)):
+        raise DataIntegrityError(f"{source}: size does not match its IDX header {shape}")
+    return np.frombuffer(content, dtype=np.uint8, offset=header).reshape(shape)
+
+
+@functools.cache
+def _load_raw(root: Path, dataset: str) -> RawDataset:
+    folder = _locate(root, dataset)
+    arrays = []
+    for name in _FILES:
+        path = _find_raw(folder, dataset, name)
+        assert path is not None
+        arrays.append(parse_idx(_read_verified(path, dataset, name), source=str(path)))
+    train_x, train_y, test_x, test_y = arrays
+    return RawDataset(
+        train_images=torch.from_numpy(train_x.copy()),
+        train_labels=torch.from_numpy(train_y.astype(np.int64)),
+        test_images=torch.from_numpy(test_x.copy()),
+        test_labels=torch.from_numpy(test_y.astype(np.int64)),
+    )
+
+
+def load_raw(dataset: str, data_dir: str | os.PathLike[str] | None = None) -> RawDataset:
+    """The verified dataset, read once per process and per data folder."""
+    _check_dataset(dataset)
+    return _load_raw(resolve_data_dir(data_dir), dataset)
+
+
+def load_split(dataset: str, split: str, data_dir: str | os.PathLike[str] | None = None) -> SplitData:
+    """The images and labels of one split (``train``, ``val`` or ``test``), as CPU tensors.
+
+    The tensors are views of the process-wide cache: do not modify them in place.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    raw = load_raw(dataset, data_dir)
+    if split == "test":
+        return SplitData(raw.test_images, raw.test_labels)
+    cut = raw.train_images.shape[0] - VAL_SIZE
+    if split == "train":
+        return SplitData(raw.train_images[:cut], raw.train_labels[:cut])
+    return SplitData(raw.train_images[cut:], raw.train_labels[cut:])
+
+
+@functools.cache
+def _split_on_device(root: Path, dataset: str, split: str, device: str) -> SplitData:
+    data = load_split(dataset, split, root)
+    return SplitData(data.images.to(device), data.labels.to(device))
+
+
+def load_split_to(
+    dataset: str,
+    split: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+) -> SplitData:
+    """:func:`load_split`, on ``device``, copied there once per process."""
+    _check_dataset(dataset)
+    return _split_on_device(resolve_data_dir(data_dir), dataset, split, str(torch.device(device)))

@@ -1,0 +1,245 @@
+"""The single-instance glimpse environment."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.error import ResetNeeded
+
+from glimpse_env.render import draw_glimpses
+from glimpse_env.retina import IntegralImage
+from glimpse_env.task import GlimpseTask, TaskConfig, check_labels, check_locations, make_config, split_action
+
+ObsType = dict[str, np.ndarray]
+ActType = dict[str, Any]
+
+
+def observation_space(config: TaskConfig) -> spaces.Dict:
+    """``Dict(glimpse=Box(0, 1, (k, g, g)), location=Box(-1, 1, (2,)))`` of a task."""
+    k, g = config.n_scales, config.patch_size
+    return spaces.Dict(
+        {
+            "glimpse": spaces.Box(0.0, 1.0, shape=(k, g, g), dtype=np.float32),
+            "location": spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
+        }
+    )
+
+
+def action_space(config: TaskConfig) -> spaces.Dict:
+    """``Dict(location=Box(-1, 1, (2,)), label=Discrete(num_classes))`` of a task."""
+    return spaces.Dict(
+        {
+            "location": spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
+            "label": spaces.Discrete(config.num_classes),
+        }
+    )
+
+
+class GlimpseEnv(gym.Env[ObsType, ActType]):
+    """
+    ## Description
+
+    Hard visual attention as a partially observable MDP (Mnih et al., 2014, "Recurrent
+    Models of Visual Attention"). Each episode hides one image: an MNIST or Fashion-MNIST
+    image, alone (``centred``), at a random position of a larger canvas (``translated``)
+    or among pieces of other images (``cluttered``). The agent never sees the image, only
+    a multi-resolution *glimpse* around a location it chooses, and after ``n_glimpses``
+    glimpses it must name the class.
+
+    ## Action Space
+
+    ``Dict(location=Box(-1, 1, (2,), float32), label=Discrete(num_classes))``.
+
+    - ``location = (x, y)``: where to take the next glimpse. ``x`` is horizontal, ``y``
+      vertical; ``(-1, -1)`` is the top-left corner of the canvas, ``(0, 0)`` its centre,
+      ``(1, 1)`` its bottom-right corner.
+    - ``label``: the class guessed. Only the label of the last step is judged.
+
+    Locations outside ``[-1, 1]``, NaN or infinite are rejected with a ``ValueError``
+    (never clipped silently): clip a sampled location yourself.
+
+    ## Observation Space
+
+    ``Dict(glimpse=Box(0, 1, (k, g, g), float32), location=Box(-1, 1, (2,), float32))``:
+    the retina's ``k`` patches of ``g x g`` (scale ``i`` covers ``g * s**i`` pixels, averaged
+    down to ``g x g``, outside the canvas reads 0; see :mod:`glimpse_env.retina`), and the
+    location they were taken at.
+
+    ## Rewards
+
+    0 on every step but the last; on the last, 1.0 if ``action["label"]`` is the true
+    class, else 0.0. The return of an episode is therefore its accuracy.
+
+    ## Starting State
+
+    A canvas from the chosen split; the first glimpse is taken at the centre (or at a
+    uniformly random location with ``initial_location="random"``, or at a given ``(x, y)``).
+    ``reset(options={"index": i})`` shows canvas ``i`` of the fixed set (``val``, ``test``,
+    or a training set fixed by ``train_size``); without it the canvas is drawn from
+    ``self.np_random``. Fixed canvases are identical on every machine and process.
+
+    ## Episode End
+
+    The episode terminates after ``n_glimpses`` steps: ``reset`` gives glimpse 1, steps
+    ``1 .. T-1`` take glimpses ``2 .. T`` at ``action["location"]`` (the label is ignored),
+    and step ``T`` judges ``action["label"]`` and terminates (its observation is the
+    glimpse at that step's location). There is no truncation.
+
+    ``info`` holds ``location`` and ``step`` on every step (``index`` after ``reset`` for a
+    fixed set), and ``label`` (true class), ``prediction`` and ``correct`` only on the
+    terminal step, so a pure RL agent cannot read the answer early.
+
+    ## Arguments
+
+    ```python
+    import gymnasium as gym
+    import glimpse_env
+
+    env = gym.make("GlimpseMNIST-Cluttered-v0", split="test", render_mode="rgb_array")
+    ```
+
+    - ``dataset``: ``"mnist"`` or ``"fashion_mnist"``.
+    - ``variant``: ``"centred"``, ``"translated"`` or ``"cluttered"``.
+    - ``canvas_size``: int or ``(height, width)``; 28 for ``centred``.
+    - ``n_clutter``, ``clutter_size``: clutter pieces and their side (``cluttered``).
+    - ``n_glimpses``: ``T``, glimpses per episode.
+    - ``patch_size``, ``n_scales``, ``scale_factor``: the retina's ``g``, ``k``, ``s``.
+    - ``split``: ``"train"`` (first 55,000 training images), ``"val"`` (last 5,000) or ``"test"``.
+    - ``initial_location``: ``"centre"``, ``"random"`` or ``(x, y)``.
+    - ``train_size``: fix the training set to this many canvases (default: a fresh
+      canvas every episode).
+    - ``dataset_seed``: seed of the fixed canvases.
+    - ``data_dir``: data folder (else ``$GLIMPSE_DATA_DIR``, else the user cache).
+    - ``render_mode``: ``None`` or ``"rgb_array"``.
+
+    Invalid settings raise ``ValueError`` at construction.
+
+    ## Vectorized environment
+
+    Batched stepping of many episodes lives in the native vector environment; see the
+    package README.
+
+    ## Version History
+
+    - v0: initial release.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 2}
+
+    def __init__(
+        self,
+        *,
+        dataset: str = "mnist",
+        variant: str = "centred",
+        canvas_size: int | tuple[int, int] | None = None,
+        n_clutter: int = 0,
+        clutter_size: int = 0,
+        n_glimpses: int = 6,
+        patch_size: int = 8,
+        n_scales: int = 1,
+        scale_factor: int = 2,
+        split: str = "train",
+        initial_location: str | tuple[float, float] = "centre",
+        train_size: int | None = None,
+        dataset_seed: int = 0,
+        data_dir: str | os.PathLike[str] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        config = make_config(
+            dataset=dataset,
+            variant=variant,
+            canvas_size=canvas_size,
+            n_clutter=n_clutter,
+            clutter_size=clutter_size,
+            split=split,
+            n_glimpses=n_glimpses,
+            patch_size=patch_size,
+            n_scales=n_scales,
+            scale_factor=scale_factor,
+            initial_location=initial_location,
+            train_size=train_size,
+            dataset_seed=dataset_seed,
+        )
+        self.task = GlimpseTask(config, data_dir=data_dir, device="cpu")
+        self.config = config
+        self.render_mode = render_mode
+        self.observation_space = observation_space(config)
+        self.action_space = action_space(config)
+        self._retina = self.task.retina
+        self._integral: IntegralImage | None = None
+        self._canvas: np.ndarray | None = None
+        self._label = -1
+        self._t = 0
+        self._done = True
+        self._trail: list[np.ndarray] = []
+
+    @property
+    def canvas(self) -> np.ndarray:
+        """The ``(H, W)`` uint8 canvas of the current episode (for visualisation only)."""
+        if self._canvas is None:
+            raise ResetNeeded("no episode yet: call reset() first")
+        return self._canvas
+
+    def _observe(self, location: np.ndarray) -> ObsType:
+        assert self._integral is not None
+        glimpse = self._retina.from_integral(self._integral, location.reshape(1, 2))
+        return {"glimpse": glimpse[0], "location": location}
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsType, dict[str, Any]]:
+        super().reset(seed=seed)
+        index = None
+        if options:
+            unknown = set(options) - {"index"}
+            if unknown:
+                raise ValueError(f"unknown reset options {sorted(unknown)}; the only option is 'index'")
+            index = options.get("index")
+        indices = None if index is None else np.asarray([index]).reshape(-1)
+        if indices is not None and indices.shape != (1,):
+            raise ValueError(f"options['index'] must be one integer, got {index!r}")
+        episodes = self.task.sample(self.np_random, 1, indices)
+        canvases, labels = self.task.canvases(episodes)
+        self._integral = self._retina.integral(canvases).numpy()
+        self._canvas = canvases[0].numpy()
+        self._label = int(labels[0])
+        self._t = 0
+        self._done = False
+        location = self.task.initial_locations(self.np_random, 1)[0]
+        self._trail = [location]
+        info: dict[str, Any] = {"location": location.copy(), "step": 0}
+        if episodes.sample_indices[0] >= 0:
+            info["index"] = int(episodes.sample_indices[0])
+        return self._observe(location), info
+
+    def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
+        if self._done:
+            raise ResetNeeded(
+                "call reset() before step(): "
+                + ("no episode has started" if self._integral is None else "the episode has terminated")
+            )
+        raw_location, raw_label = split_action(action)
+        location = check_locations(raw_location, 1)
+        label = int(check_labels(raw_label, 1, self.task.num_classes)[0])
+        self._t += 1
+        self._trail.append(location)
+        info: dict[str, Any] = {"location": location.copy(), "step": self._t}
+        reward = 0.0
+        if self._t >= self.config.n_glimpses:
+            self._done = True
+            correct = label == self._label
+            reward = 1.0 if correct else 0.0
+            info.update(label=self._label, prediction=label, correct=correct)
+        return self._observe(location), reward, self._done, False, info
+
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
+            return None
+        return draw_glimpses(self.canvas, self._retina, np.stack(self._trail))

@@ -1,0 +1,97 @@
+"""The registered ``GlimpseMNIST-*`` ids and the paper settings they reproduce."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+
+
+class EnvSpec(NamedTuple):
+    """One registered environment."""
+
+    env_id: str
+    kwargs: dict[str, Any]
+    reproduces: str
+
+
+_COMMON = {"scale_factor": 2}
+
+ENV_SPECS: tuple[EnvSpec, ...] = (
+    EnvSpec(
+        "GlimpseMNIST-v0",
+        {"dataset": "mnist", "variant": "centred", "n_glimpses": 6, "patch_size": 8, "n_scales": 1},
+        "RAM paper (Mnih et al. 2014) Table 1a: 28x28 MNIST",
+    ),
+    EnvSpec(
+        "GlimpseMNIST-Translated-v0",
+        {
+            "dataset": "mnist",
+            "variant": "translated",
+            "canvas_size": 60,
+            "n_glimpses": 8,
+            "patch_size": 12,
+            "n_scales": 3,
+        },
+        "RAM paper Table 1b: 60x60 translated MNIST",
+    ),
+    EnvSpec(
+        "GlimpseMNIST-Cluttered-v0",
+        {
+            "dataset": "mnist",
+            "variant": "cluttered",
+            "canvas_size": 40,
+            "n_clutter": 5,
+            "clutter_size": 5,
+            "n_glimpses": 6,
+            "patch_size": 12,
+            "n_scales": 3,
+        },
+        "the study (Wu et al.): 40x40 cluttered MNIST, 5 pieces of 5x5",
+    ),
+    EnvSpec(
+        "GlimpseMNIST-Cluttered60-v0",
+        {
+            "dataset": "mnist",
+            "variant": "cluttered",
+            "canvas_size": 60,
+            "n_clutter": 4,
+            "clutter_size": 8,
+            "n_glimpses": 8,
+            "patch_size": 12,
+            "n_scales": 3,
+        },
+        "RAM paper Table 2a: 60x60 cluttered MNIST, 4 pieces of 8x8",
+    ),
+    EnvSpec(
+        "GlimpseMNIST-Cluttered100-v0",
+        {
+            "dataset": "mnist",
+            "variant": "cluttered",
+            "canvas_size": 100,
+            "n_clutter": 8,
+            "clutter_size": 8,
+            "n_glimpses": 8,
+            "patch_size": 12,
+            "n_scales": 4,
+        },
+        "RAM paper Table 2b: 100x100 cluttered MNIST, 8 pieces of 8x8",
+    ),
+    EnvSpec(
+        "GlimpseMNIST-Fashion-v0",
+        {"dataset": "fashion_mnist", "variant": "centred", "n_glimpses": 6, "patch_size": 7, "n_scales": 3},
+        "the study (Wu et al.): Fashion-MNIST, 6 glimpses of 7x7 at 3 scales",
+    ),
+)
+
+
+def register_envs() -> None:
+    """Register every id of :data:`ENV_SPECS` with Gymnasium (idempotent)."""
+    for spec in ENV_SPECS:
+        if spec.env_id in gym.registry:
+            continue
+        gym.register(
+            id=spec.env_id,
+            entry_point="glimpse_env.env:GlimpseEnv",
+            kwargs={**_COMMON, **spec.kwargs},
+        )

@@ -1,0 +1,267 @@
+r"""The glimpse sensor (retina): multi-resolution patches around a location, batched.
+
+This is the one implementation of the glimpse in the project: the single environment,
+the vector environment, the agents and the visualisations all call it.
+
+Coordinates
+-----------
+A location ``l = (x, y)`` in ``[-1, 1]^2``: ``x`` is horizontal (columns), ``y`` vertical
+(rows); ``(-1, -1)`` is the top-left corner of the canvas, ``(0, 0)`` its centre and
+``(1, 1)`` its bottom-right corner. For a canvas of ``H`` rows and ``W`` columns
+(square or not) the location maps to the continuous pixel position, with pixel edges at
+integers so that pixel ``c`` spans ``[c, c + 1)``,
+
+.. math::  p_x = (x + 1) / 2 \cdot W, \qquad p_y = (y + 1) / 2 \cdot H .
+
+Scale ``i`` (0-based) is the square of side ``S_i = g \cdot s^i`` pixels whose first
+column and first row are
+
+.. math::  c_0 = \lfloor p_x - S_i / 2 + 1/2 \rfloor, \qquad r_0 = \lfloor p_y - S_i / 2 + 1/2 \rfloor ,
+
+that is the square centred on ``p`` with its corner rounded half up to the pixel grid
+(computed in float64). It is split into ``g x g`` cells of ``s^i x s^i`` pixels and every
+cell is averaged, so each scale comes out as ``g x g``. Pixels outside the canvas read
+as zero. ``uint8`` images are divided by 255; float images are taken as they are
+(expected in ``[0, 1]``).
+
+How
+---
+Every cell mean is a box sum, and a box sum is four lookups in the image's integral
+image (summed-area table), whatever the cell size. The table is exact: integer sums
+in float32 for ``uint8`` canvases up to 256x256 (every sum below ``2**24``), float64
+otherwise. Box corners are clamped to the canvas, which makes outside pixels count as
+zero. The ``(g + 1)^2`` corner lookups of all scales of all images are one gather: no
+Python loop over the batch or the cells.
+
+The canvas does not change during an episode, so the environments build the integral
+image once per episode (:meth:`Retina.integral`) and take every glimpse from it
+(:meth:`Retina.from_integral`); :meth:`Retina.__call__` does both. ``from_integral``
+runs on torch tensors (any device) or, with the same code, on numpy arrays: a single
+environment steps one glimpse at a time, where numpy's lower per-call overhead is
+most of the cost.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = ["IntegralImage", "Retina", "RetinaConfig"]
+
+Array = Union[torch.Tensor, np.ndarray]  # noqa: UP007 - a runtime alias, py3.10 compatible
+
+#: Largest number of pixels whose uint8 integral image is exact in float32 (sums < 2**24).
+_FLOAT32_EXACT_PIXELS = (2**24 - 1) // 255
+
+
+class IntegralImage(NamedTuple):
+    """Summed-area tables of a batch of images (see :meth:`Retina.integral`)."""
+
+    table: Array
+    """``(B, C, H + 1, W + 1)``: ``table[b, c, i, j] = images[b, c, :i, :j].sum()``; a
+    torch tensor, or a numpy array (:meth:`numpy`)."""
+    scale: float
+    """Multiply a pixel mean by this to get a value in ``[0, 1]``: ``1/255`` for uint8 images."""
+
+    def numpy(self) -> IntegralImage:
+        """The same tables as a numpy array (zero-copy for CPU tensors)."""
+        table = self.table
+        if isinstance(table, torch.Tensor):
+            table = table.cpu().numpy()
+        return IntegralImage(table, self.scale)
+
+
+class RetinaConfig(NamedTuple):
+    """The geometry of a retina."""
+
+    patch_size: int
+    """``g``: side of each output patch, in cells."""
+    n_scales: int
+    """``k``: number of scales."""
+    scale_factor: int
+    """``s``: each scale covers ``s`` times the side of the previous one."""
+
+
+class _Geometry(NamedTuple):
+    offsets: Array  # (k, g + 1) float64: edge j of scale i is floor(p + offsets[i, j])
+    half: Array  # (2,) float64: (W / 2, H / 2)
+    zero: Array  # () float64: the smallest edge
+    limits: Array  # (2, 1, 1) float64: (W, H), the largest edges
+    strides: Array  # (2, 1, 1) int64: (1, W + 1), flat step of a column and of a row
+
+
+def _device_key(like: Array) -> object:
+    return like.device if isinstance(like, torch.Tensor) else None
+
+
+def _like(value: np.ndarray, like: Array) -> Array:
+    """``value`` as the same kind of array as ``like`` (and on its device)."""
+    if isinstance(like, torch.Tensor):
+        return torch.from_numpy(value).to(like.device)
+    return value
+
+
+def _cast(array: Array, dtype: torch.dtype) -> Array:
+    """``array`` cast to ``dtype``, a torch tensor or a numpy array alike."""
+    if isinstance(array, torch.Tensor):
+        return array.to(dtype)
+    return array.astype(_NUMPY_DTYPES[dtype])
+
+
+_NUMPY_DTYPES = {torch.int64: np.int64, torch.float32: np.float32, torch.float64: np.float64}
+
+
+class Retina:
+    r"""Multi-resolution glimpse sensor :math:`\rho(x, l)` (Mnih et al. 2014).
+
+    Args:
+        patch_size: ``g``, side of every output patch (cells). At least 1.
+        n_scales: ``k``, number of concentric scales. At least 1.
+        scale_factor: ``s``, integer ratio between the sides of successive scales. At least 1.
+
+    Calling the retina on images ``(B, H, W)`` and locations ``(B, 2)`` returns
+    ``(B, k, g, g)`` float32 in ``[0, 1]``; on images ``(B, C, H, W)`` it returns
+    ``(B, k * C, g, g)`` ordered scale-major (all channels of scale 0, then of scale 1, ...).
+    """
+
+    def __init__(self, patch_size: int, n_scales: int = 1, scale_factor: int = 2) -> None:
+        for name, value in (
+            ("patch_size", patch_size),
+            ("n_scales", n_scales),
+            ("scale_factor", scale_factor),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        self.config = RetinaConfig(patch_size, n_scales, scale_factor)
+        self.patch_size = patch_size
+        self.n_scales = n_scales
+        self.scale_factor = scale_factor
+        #: cell side of each scale in pixels, ``s**i``
+        self.cell_sizes: tuple[int, ...] = tuple(scale_factor**i for i in range(n_scales))
+        #: patch side of each scale in pixels, ``g * s**i``
+        self.patch_sides: tuple[int, ...] = tuple(patch_size * b for b in self.cell_sizes)
+        self._constants: dict[tuple[object, ...], object] = {}
+
+    def __repr__(self) -> str:
+        g, k, s = self.config
+        return f"Retina(patch_size={g}, n_scales={k}, scale_factor={s})"
+
+    def _geometry(self, like: Array, height: int, width: int) -> _Geometry:
+        key = ("geometry", _device_key(like), height, width)
+        found = self._constants.get(key)
+        if found is None:
+            cells = np.array(self.cell_sizes, dtype=np.float64)[:, None]
+            steps = np.arange(self.patch_size + 1, dtype=np.float64)[None, :]
+            found = _Geometry(
+                offsets=_like(0.5 - self.patch_size * cells / 2 + steps * cells, like),
+                half=_like(np.array([width / 2, height / 2]), like),
+                zero=_like(np.array(0.0), like),
+                limits=_like(np.array([width, height], dtype=np.float64).reshape(2, 1, 1), like),
+                strides=_like(np.array([1, width + 1], dtype=np.int64).reshape(2, 1, 1), like),
+            )
+            self._constants[key] = found
+        return found  # type: ignore[return-value]
+
+    def _cell_scale(self, table: Array, scale: float) -> Array:
+        """``(1, 1, k, 1, 1)`` of the table's dtype: ``scale / s**(2i)``, box sum -> cell mean."""
+        key = ("cell_scale", _device_key(table), table.dtype, scale)
+        found = self._constants.get(key)
+        if found is None:
+            cells = np.array(self.cell_sizes, dtype=np.float64)
+            value = (scale / (cells * cells)).reshape(1, 1, -1, 1, 1)
+            found = _like(value, table)
+            found = found.to(table.dtype) if isinstance(found, torch.Tensor) else found.astype(table.dtype)
+            self._constants[key] = found
+        return found  # type: ignore[return-value]
+
+    def _flat_starts(self, batch: int, channels: int, size: int) -> np.ndarray:
+        """``(B, C, 1)`` int64: where image ``b``, channel ``c`` starts in a flattened numpy table."""
+        key = ("starts", batch, channels, size)
+        found = self._constants.get(key)
+        if found is None:
+            found = (np.arange(batch * channels, dtype=np.int64) * size).reshape(batch, channels, 1)
+            self._constants[key] = found
+        return found  # type: ignore[return-value]
+
+    def edges(self, locations: Array, height: int, width: int) -> Array:
+        """Unclamped pixel edges of every cell: ``(B, 2, k, g + 1)`` float64 holding integers.
+
+        ``[:, 0]`` are column edges and ``[:, 1]`` row edges: cell ``(j, m)`` of scale ``i``
+        spans rows ``e[:, 1, i, j]:e[:, 1, i, j + 1]`` and columns
+        ``e[:, 0, i, m]:e[:, 0, i, m + 1]``. ``locations`` is ``(B, 2)``, torch or numpy.
+        """
+        const = self._geometry(locations, height, width)
+        xp = torch if isinstance(locations, torch.Tensor) else np
+        centre = const.half + _cast(locations, torch.float64) * const.half  # (B, 2) = (p_x, p_y)
+        return xp.floor(centre[:, :, None, None] + const.offsets)
+
+    def boxes(self, locations: Array, height: int, width: int) -> Array:
+        """Pixel box of every scale, for drawing: ``(B, k, 4)`` ``(c0, r0, c1, r1)`` float64.
+
+        Scale ``i`` covers columns ``c0:c1`` and rows ``r0:r1`` (end exclusive), unclamped:
+        part of a box may lie outside the canvas.
+        """
+        e = self.edges(locations, height, width)
+        xp = torch if isinstance(e, torch.Tensor) else np
+        return xp.stack((e[:, 0, :, 0], e[:, 1, :, 0], e[:, 0, :, -1], e[:, 1, :, -1]), -1)
+
+    def integral(self, images: torch.Tensor) -> IntegralImage:
+        """Integral images of ``(B, H, W)`` or ``(B, C, H, W)`` images, uint8 or float."""
+        if images.dim() == 3:
+            images = images.unsqueeze(1)
+        if images.dim() != 4:
+            raise ValueError(f"images must be (B, H, W) or (B, C, H, W), got shape {tuple(images.shape)}")
+        height, width = images.shape[-2:]
+        if images.dtype == torch.uint8:
+            exact32 = (height + 1) * (width + 1) <= _FLOAT32_EXACT_PIXELS
+            dtype, scale = (torch.float32 if exact32 else torch.float64), 1.0 / 255.0
+        elif images.is_floating_point():
+            dtype, scale = torch.float64, 1.0
+        else:
+            raise TypeError(f"images must be uint8 or floating point, got {images.dtype}")
+        table = F.pad(images, (1, 0, 1, 0)).to(dtype).cumsum_(3).cumsum_(2)
+        return IntegralImage(table, scale)
+
+    def from_integral(self, integral: IntegralImage, locations: Array) -> Array:
+        """Glimpses from integral images.
+
+        Args:
+            integral: tables ``(B, C, H + 1, W + 1)``, torch or numpy.
+            locations: ``(B, 2)``, ``(x, y)`` in ``[-1, 1]``, of the same kind (and device).
+
+        Returns:
+            ``(B, k * C, g, g)`` float32 in ``[0, 1]`` (``(B, k, g, g)`` for ``C = 1``),
+            of the same kind as the table.
+        """
+        table = integral.table
+        b, c, h1, w1 = table.shape
+        g, k = self.patch_size, self.n_scales
+        const = self._geometry(table, h1 - 1, w1 - 1)
+        cell_scale = self._cell_scale(table, integral.scale)
+        edges = self.edges(locations, h1 - 1, w1 - 1)
+        xp = torch if isinstance(table, torch.Tensor) else np
+        edges = _cast(xp.minimum(xp.maximum(edges, const.zero), const.limits), torch.int64)
+        flat = edges * const.strides  # (B, 2, k, g+1): column and row parts of flat indices
+        index = flat[:, 1, :, :, None] + flat[:, 0, :, None, :]  # (B, k, g+1, g+1)
+        if isinstance(table, torch.Tensor):
+            corners = torch.gather(table.view(b, c, -1), 2, index.view(b, 1, -1).expand(b, c, -1))
+        else:
+            corners = table.reshape(-1)[index.reshape(b, 1, -1) + self._flat_starts(b, c, h1 * w1)]
+        corners = corners.reshape(b, c, k, g + 1, g + 1)
+        sums = xp.diff(xp.diff(corners, 1, -1), 1, -2)  # box sums: 4-term corner differences
+        out = _cast(sums * cell_scale, torch.float32)  # (B, C, k, g, g)
+        if c == 1:
+            return out.reshape(b, k, g, g)
+        return out.swapaxes(1, 2).reshape(b, k * c, g, g)
+
+    def __call__(self, images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
+        """Glimpses of ``images`` ``(B, H, W)`` / ``(B, C, H, W)`` at ``locations`` ``(B, 2)``."""
+        if locations.dim() != 2 or locations.shape[1] != 2 or locations.shape[0] != images.shape[0]:
+            raise ValueError(
+                f"locations must be (B, 2) with B = {images.shape[0]} images, "
+                f"got shape {tuple(locations.shape)}"
+            )
+        return self.from_integral(self.integral(images), locations)
