@@ -169,31 +169,35 @@ def compose(
     device = images.device
     n_images = images.shape[0]
     batch = image_indices.shape[0]
-    u = random_draws(keys, spec.n_draws)
-    h, w = spec.height, spec.width
+    h, w, size, n = spec.height, spec.width, spec.clutter_size, spec.n_clutter
+    # every draw reduced to its range at once: (B, 2 + 5n) int64
+    ranges = np.array(
+        [h - IMAGE_SIZE + 1, w - IMAGE_SIZE + 1]
+        + [max(n_images - 1, 1), IMAGE_SIZE - size + 1, IMAGE_SIZE - size + 1, h - size + 1, w - size + 1]
+        * n,
+        dtype=np.uint64,
+    )
+    ints = torch.from_numpy((random_draws(keys, spec.n_draws) % ranges).astype(np.int64)).to(device)
+    base = (torch.arange(batch, device=device) * (h * w)).view(batch, 1, 1, 1)
 
-    def uniform(column: int, high: int) -> torch.Tensor:
-        """Integers in ``[0, high)`` from draw ``column``: ``(B,)`` int64 on the device."""
-        return torch.from_numpy((u[:, column] % np.uint64(high)).astype(np.int64)).to(device)
+    def flat_window(top: torch.Tensor, left: torch.Tensor, side: int) -> torch.Tensor:
+        """Flat canvas indices ``(B, m, side, side)`` of squares at ``(top, left)`` ``(B, m)``."""
+        span = torch.arange(side, device=device)
+        rows = (top.unsqueeze(-1) + span).unsqueeze(-1)
+        cols = (left.unsqueeze(-1) + span).unsqueeze(-2)
+        return base + rows * w + cols
 
-    canvas = torch.zeros((batch, h, w), dtype=torch.uint8, device=device)
-    rows_of = torch.arange(batch, device=device).view(batch, 1, 1)
-
-    def window(top: torch.Tensor, left: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    index = [flat_window(ints[:, 0:1], ints[:, 1:2], IMAGE_SIZE).reshape(-1)]
+    values = [images[image_indices].reshape(-1)]
+    if n:
+        # another image of the split: shifted by 1..N-1, so never the digit itself
+        source = (image_indices.view(-1, 1) + 1 + ints[:, 2::5]) % n_images  # (B, n)
         span = torch.arange(size, device=device)
-        return (top.view(-1, 1) + span).unsqueeze(2), (left.view(-1, 1) + span).unsqueeze(1)
-
-    r, c = window(uniform(0, h - IMAGE_SIZE + 1), uniform(1, w - IMAGE_SIZE + 1), IMAGE_SIZE)
-    canvas[rows_of, r, c] = images[image_indices]
-    size = spec.clutter_size
-    for piece in range(spec.n_clutter):
-        first = 2 + 5 * piece
-        # another image of the split: shift by 1..N-1 so it is never the digit itself
-        source = (image_indices + 1 + uniform(first, max(n_images - 1, 1))) % n_images
-        sr, sc = window(
-            uniform(first + 1, IMAGE_SIZE - size + 1), uniform(first + 2, IMAGE_SIZE - size + 1), size
-        )
-        crop = images[source.view(-1, 1, 1), sr, sc]
-        r, c = window(uniform(first + 3, h - size + 1), uniform(first + 4, w - size + 1), size)
-        canvas[rows_of, r, c] = torch.maximum(canvas[rows_of, r, c], crop)
-    return canvas
+        crop_rows = (ints[:, 3::5].unsqueeze(-1) + span).unsqueeze(-1)  # (B, n, c, 1)
+        crop_cols = (ints[:, 4::5].unsqueeze(-1) + span).unsqueeze(-2)  # (B, n, 1, c)
+        values.append(images[source.view(batch, n, 1, 1), crop_rows, crop_cols].reshape(-1))
+        index.append(flat_window(ints[:, 5::5], ints[:, 6::5], size).reshape(-1))
+    canvas = torch.zeros(batch * h * w, dtype=torch.uint8, device=device)
+    # pixelwise maximum of the digit and every piece, overlaps included, in one scatter
+    canvas.scatter_reduce_(0, torch.cat(index), torch.cat(values), reduce="amax")
+    return canvas.view(batch, h, w)

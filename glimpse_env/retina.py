@@ -11,18 +11,21 @@ A location ``l = (x, y)`` in ``[-1, 1]^2``: ``x`` is horizontal (columns), ``y``
 (square or not) the location maps to the continuous pixel position, with pixel edges at
 integers so that pixel ``c`` spans ``[c, c + 1)``,
 
-.. math::  p_x = (x + 1) / 2 \cdot W, \qquad p_y = (y + 1) / 2 \cdot H .
+.. math::  p_x = W/2 + x \cdot W/2, \qquad p_y = H/2 + y \cdot H/2
+
+(that is ``(x + 1) / 2 * W``, evaluated in float64 as written: one product, one sum).
 
 Scale ``i`` (0-based) is the square of side ``S_i = g \cdot s^i`` pixels whose first
 column and first row are
 
-.. math::  c_0 = \lfloor p_x - S_i / 2 + 1/2 \rfloor, \qquad r_0 = \lfloor p_y - S_i / 2 + 1/2 \rfloor ,
+.. math::  c_0 = \lfloor p_x + (1/2 - S_i / 2) \rfloor, \qquad r_0 = \lfloor p_y + (1/2 - S_i / 2) \rfloor ,
 
 that is the square centred on ``p`` with its corner rounded half up to the pixel grid
-(computed in float64). It is split into ``g x g`` cells of ``s^i x s^i`` pixels and every
-cell is averaged, so each scale comes out as ``g x g``. Pixels outside the canvas read
-as zero. ``uint8`` images are divided by 255; float images are taken as they are
-(expected in ``[0, 1]``).
+(float64; ``1/2 - S_i/2`` is exact, so this is one rounding). It is split into
+``g x g`` cells of ``s^i x s^i`` pixels (cell edges ``c_0 + j s^i``) and every cell
+is averaged, so each scale comes out as ``g x g``. Pixels outside the canvas read as
+zero. ``uint8`` images are divided by 255; float images are taken as they are (expected
+in ``[0, 1]``).
 
 How
 ---
@@ -86,7 +89,8 @@ class RetinaConfig(NamedTuple):
 
 
 class _Geometry(NamedTuple):
-    offsets: Array  # (k, g + 1) float64: edge j of scale i is floor(p + offsets[i, j])
+    first: Array  # (k,) float64: 1/2 - S_i/2; the first edge of scale i is floor(p + first[i])
+    steps: Array  # (k, g + 1) float64: j * s**i, edge j of scale i from its first edge
     half: Array  # (2,) float64: (W / 2, H / 2)
     zero: Array  # () float64: the smallest edge
     limits: Array  # (2, 1, 1) float64: (W, H), the largest edges
@@ -156,7 +160,8 @@ class Retina:
             cells = np.array(self.cell_sizes, dtype=np.float64)[:, None]
             steps = np.arange(self.patch_size + 1, dtype=np.float64)[None, :]
             found = _Geometry(
-                offsets=_like(0.5 - self.patch_size * cells / 2 + steps * cells, like),
+                first=_like(0.5 - self.patch_size * cells[:, 0] / 2, like),
+                steps=_like(steps * cells, like),
                 half=_like(np.array([width / 2, height / 2]), like),
                 zero=_like(np.array(0.0), like),
                 limits=_like(np.array([width, height], dtype=np.float64).reshape(2, 1, 1), like),
@@ -196,7 +201,8 @@ class Retina:
         const = self._geometry(locations, height, width)
         xp = torch if isinstance(locations, torch.Tensor) else np
         centre = const.half + _cast(locations, torch.float64) * const.half  # (B, 2) = (p_x, p_y)
-        return xp.floor(centre[:, :, None, None] + const.offsets)
+        first = xp.floor(centre[:, :, None] + const.first)  # (B, 2, k)
+        return first[..., None] + const.steps
 
     def boxes(self, locations: Array, height: int, width: int) -> Array:
         """Pixel box of every scale, for drawing: ``(B, k, 4)`` ``(c0, r0, c1, r1)`` float64.

@@ -1,0 +1,134 @@
+"""The retina against a naive per-sample crop-and-pool reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from glimpse_env.retina import Retina
+
+
+def naive_glimpse(image: np.ndarray, x: float, y: float, g: int, k: int, s: int) -> np.ndarray:
+    """One image ``(C, H, W)`` (values in [0, 1]) -> ``(k * C, g, g)``, pixel by pixel."""
+    c, h, w = image.shape
+    px = w / 2 + x * (w / 2)
+    py = h / 2 + y * (h / 2)
+    out = []
+    for i in range(k):
+        cell = s**i
+        side = g * cell
+        c0 = math.floor(px + (0.5 - side / 2))
+        r0 = math.floor(py + (0.5 - side / 2))
+        patch = np.zeros((c, side, side))
+        for r in range(side):
+            for q in range(side):
+                if 0 <= r0 + r < h and 0 <= c0 + q < w:
+                    patch[:, r, q] = image[:, r0 + r, c0 + q]
+        out.append(patch.reshape(c, g, cell, g, cell).mean(axis=(2, 4)))
+    return np.concatenate(out, axis=0)
+
+
+coordinate = st.one_of(
+    st.sampled_from([-1.0, 1.0, 0.0, -0.5, 0.5]),
+    st.floats(-1.0, 1.0, width=32, allow_nan=False),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    batch=st.integers(1, 4),
+    height=st.integers(1, 24),
+    width=st.integers(1, 24),
+    g=st.integers(1, 6),
+    k=st.integers(1, 3),
+    s=st.integers(1, 3),
+    channels=st.sampled_from([None, 1, 3]),
+    as_float=st.booleans(),
+)
+def test_retina_matches_naive_reference(data, batch, height, width, g, k, s, channels, as_float):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    shape = (batch, height, width) if channels is None else (batch, channels, height, width)
+    pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    images = torch.from_numpy(pixels.astype(np.float32) / 255.0 if as_float else pixels)
+    locs = np.array([[data.draw(coordinate), data.draw(coordinate)] for _ in range(batch)], dtype=np.float32)
+    retina = Retina(g, k, s)
+
+    got = retina(images, torch.from_numpy(locs))
+    # the numpy path (used by the single environment) runs the same code
+    got_np = retina.from_integral(retina.integral(images).numpy(), locs)
+
+    c = 1 if channels is None else channels
+    expected = np.stack(
+        [
+            naive_glimpse(pixels[b].reshape(c, height, width) / 255.0, float(x), float(y), g, k, s)
+            for b, (x, y) in enumerate(locs)
+        ]
+    )
+    assert got.shape == (batch, k * c, g, g)
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(got_np, got.numpy())
+
+
+def test_shapes_follow_docstring():
+    retina = Retina(12, 3, 2)
+    images = torch.zeros(5, 40, 60, dtype=torch.uint8)
+    locations = torch.zeros(5, 2)
+    assert retina(images, locations).shape == (5, 3, 12, 12)
+    assert retina(torch.zeros(5, 3, 40, 60), locations).shape == (5, 9, 12, 12)
+    assert retina.integral(images).table.shape == (5, 1, 41, 61)
+    assert retina.boxes(locations, 40, 60).shape == (5, 3, 4)
+
+
+def test_uint8_integral_is_exact_on_large_canvas():
+    """A 256x256 canvas of 255s: every sum is exact, every glimpse pixel inside is exactly 1."""
+    retina = Retina(8, 4, 2)
+    images = torch.full((2, 256, 256), 255, dtype=torch.uint8)
+    out = retina(images, torch.zeros(2, 2))
+    assert torch.equal(out, torch.ones_like(out))
+
+
+def test_outside_the_canvas_reads_zero_and_corners_are_half_covered():
+    retina = Retina(4, 1, 1)
+    images = torch.full((1, 8, 8), 255, dtype=torch.uint8)
+    out = retina(images, torch.tensor([[-1.0, -1.0]]))[0, 0]
+    # centred on the top-left corner: the top-left 2x2 cells are outside
+    expected = torch.zeros(4, 4)
+    expected[2:, 2:] = 1.0
+    assert torch.equal(out, expected)
+
+
+def test_coordinates_x_is_column_and_y_is_row():
+    retina = Retina(1, 1, 1)
+    image = torch.zeros(1, 5, 7, dtype=torch.uint8)
+    image[0, 0, 6] = 255  # top-right pixel
+    # the centre of pixel (row 0, column 6): p = (6.5, 0.5) = (3.5 + x * 3.5, 2.5 + y * 2.5)
+    assert retina(image, torch.tensor([[6 / 7, -0.8]])).item() == 1.0
+    assert retina(image, torch.tensor([[-6 / 7, 0.8]])).item() == 0.0  # bottom-left pixel
+
+
+def test_boxes_match_the_cells():
+    retina = Retina(3, 2, 2)
+    loc = torch.tensor([[0.25, -0.5]])
+    boxes = retina.boxes(loc, 20, 30)[0]
+    edges = retina.edges(loc, 20, 30)[0]
+    for i, (c0, r0, c1, r1) in enumerate(boxes.tolist()):
+        assert c1 - c0 == r1 - r0 == retina.patch_sides[i]
+        assert (c0, r0) == (edges[0, i, 0].item(), edges[1, i, 0].item())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_invalid_geometry_is_rejected(bad):
+    with pytest.raises(ValueError, match="integer >= 1"):
+        Retina(bad)
+
+
+def test_wrong_location_shape_is_rejected():
+    with pytest.raises(ValueError, match=r"\(B, 2\)"):
+        Retina(4)(torch.zeros(2, 8, 8), torch.zeros(3, 2))
