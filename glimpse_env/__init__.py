@@ -15,6 +15,7 @@ from glimpse_env.data import DataIntegrityError, DataNotFoundError, load_split
 from glimpse_env.env import GlimpseEnv
 from glimpse_env.registration import ENV_SPECS, register_envs
 from glimpse_env.retina import IntegralImage, Retina
+from glimpse_env.vector import GlimpseVectorEnv, TensorObs, TensorStep
 
 __all__ = [
     "ENV_SPECS",
@@ -22,8 +23,11 @@ __all__ = [
     "DataIntegrityError",
     "DataNotFoundError",
     "GlimpseEnv",
+    "GlimpseVectorEnv",
     "IntegralImage",
     "Retina",
+    "TensorObs",
+    "TensorStep",
     "load_split",
     "register_envs",
 ]

@@ -225,8 +225,8 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
                 + ("no episode has started" if self._integral is None else "the episode has terminated")
             )
         raw_location, raw_label = split_action(action)
-        location = check_locations(raw_location, 1)
-        label = int(check_labels(raw_label, 1, self.task.num_classes)[0])
+        location = check_locations(raw_location)
+        label = int(check_labels(raw_label, self.task.num_classes))
         self._t += 1
         self._trail.append(location)
         info: dict[str, Any] = {"location": location.copy(), "step": self._t}

@@ -93,5 +93,6 @@ def register_envs() -> None:
         gym.register(
             id=spec.env_id,
             entry_point="glimpse_env.env:GlimpseEnv",
+            vector_entry_point="glimpse_env.vector:GlimpseVectorEnv",
             kwargs={**_COMMON, **spec.kwargs},
         )

@@ -30,11 +30,11 @@ in ``[0, 1]``).
 How
 ---
 Every cell mean is a box sum, and a box sum is four lookups in the image's integral
-image (summed-area table), whatever the cell size. The table is exact: integer sums
-in float32 for ``uint8`` canvases up to 256x256 (every sum below ``2**24``), float64
-otherwise. Box corners are clamped to the canvas, which makes outside pixels count as
-zero. The ``(g + 1)^2`` corner lookups of all scales of all images are one gather: no
-Python loop over the batch or the cells.
+image (summed-area table), whatever the cell size. The table is exact: int32 sums
+for ``uint8`` images (int64 beyond 8 million pixels), float64 for float images. Box
+corners are clamped to the canvas, which makes outside pixels count as zero. The
+``(g + 1)^2`` corner lookups of all scales of all images are one gather: no Python
+loop over the batch or the cells.
 
 The canvas does not change during an episode, so the environments build the integral
 image once per episode (:meth:`Retina.integral`) and take every glimpse from it
@@ -56,8 +56,8 @@ __all__ = ["IntegralImage", "Retina", "RetinaConfig"]
 
 Array = Union[torch.Tensor, np.ndarray]  # noqa: UP007 - a runtime alias, py3.10 compatible
 
-#: Largest number of pixels whose uint8 integral image is exact in float32 (sums < 2**24).
-_FLOAT32_EXACT_PIXELS = (2**24 - 1) // 255
+#: Largest number of pixels whose uint8 integral image fits int32.
+_INT32_EXACT_PIXELS = (2**31 - 1) // 255
 
 
 class IntegralImage(NamedTuple):
@@ -171,14 +171,13 @@ class Retina:
         return found  # type: ignore[return-value]
 
     def _cell_scale(self, table: Array, scale: float) -> Array:
-        """``(1, 1, k, 1, 1)`` of the table's dtype: ``scale / s**(2i)``, box sum -> cell mean."""
-        key = ("cell_scale", _device_key(table), table.dtype, scale)
+        """``(1, 1, k, 1, 1)`` float32: ``scale / s**(2i)``, box sum -> cell mean."""
+        key = ("cell_scale", _device_key(table), scale)
         found = self._constants.get(key)
         if found is None:
             cells = np.array(self.cell_sizes, dtype=np.float64)
             value = (scale / (cells * cells)).reshape(1, 1, -1, 1, 1)
-            found = _like(value, table)
-            found = found.to(table.dtype) if isinstance(found, torch.Tensor) else found.astype(table.dtype)
+            found = _cast(_like(value, table), torch.float32)
             self._constants[key] = found
         return found  # type: ignore[return-value]
 
@@ -222,8 +221,8 @@ class Retina:
             raise ValueError(f"images must be (B, H, W) or (B, C, H, W), got shape {tuple(images.shape)}")
         height, width = images.shape[-2:]
         if images.dtype == torch.uint8:
-            exact32 = (height + 1) * (width + 1) <= _FLOAT32_EXACT_PIXELS
-            dtype, scale = (torch.float32 if exact32 else torch.float64), 1.0 / 255.0
+            fits32 = (height + 1) * (width + 1) <= _INT32_EXACT_PIXELS
+            dtype, scale = (torch.int32 if fits32 else torch.int64), 1.0 / 255.0
         elif images.is_floating_point():
             dtype, scale = torch.float64, 1.0
         else:
@@ -249,7 +248,7 @@ class Retina:
         cell_scale = self._cell_scale(table, integral.scale)
         edges = self.edges(locations, h1 - 1, w1 - 1)
         xp = torch if isinstance(table, torch.Tensor) else np
-        edges = _cast(xp.minimum(xp.maximum(edges, const.zero), const.limits), torch.int64)
+        edges = _cast(xp.clip(edges, const.zero, const.limits), torch.int64)
         flat = edges * const.strides  # (B, 2, k, g+1): column and row parts of flat indices
         index = flat[:, 1, :, :, None] + flat[:, 0, :, None, :]  # (B, k, g+1, g+1)
         if isinstance(table, torch.Tensor):
@@ -258,7 +257,7 @@ class Retina:
             corners = table.reshape(-1)[index.reshape(b, 1, -1) + self._flat_starts(b, c, h1 * w1)]
         corners = corners.reshape(b, c, k, g + 1, g + 1)
         sums = xp.diff(xp.diff(corners, 1, -1), 1, -2)  # box sums: 4-term corner differences
-        out = _cast(sums * cell_scale, torch.float32)  # (B, C, k, g, g)
+        out = _cast(sums, torch.float32) * cell_scale  # (B, C, k, g, g)
         if c == 1:
             return out.reshape(b, k, g, g)
         return out.swapaxes(1, 2).reshape(b, k * c, g, g)

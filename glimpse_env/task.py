@@ -213,7 +213,7 @@ class GlimpseTask:
             )
         array = np.asarray(indices)
         if array.shape != (count,) or not (np.issubdtype(array.dtype, np.integer)):
-            raise ValueError(f"expected {count} integer index(es), got {indices!r}")
+            raise ValueError(f"expected {count} integer index(es), shape ({count},), got {indices!r}")
         bad = np.flatnonzero((array < 0) | (array >= self.n_samples))
         if bad.size:
             where = f" (sub-environment {int(bad[0])})" if count > 1 else ""
@@ -239,22 +239,23 @@ class GlimpseTask:
         return np.tile(np.asarray(point, dtype=np.float32), (count, 1))
 
 
-def check_locations(locations: Any, count: int) -> np.ndarray:
-    """``locations`` as a ``(count, 2)`` float32 array in ``[-1, 1]``, or a clear ``ValueError``.
+def check_locations(locations: Any, num_envs: int | None = None) -> np.ndarray:
+    """``locations`` as float32 in ``[-1, 1]``, or a clear ``ValueError``.
 
-    With ``count == 1`` a ``(2,)`` array is expected (the single environment's action).
+    ``num_envs=None`` checks one environment's ``(2,)`` location; an integer checks a
+    batch ``(num_envs, 2)`` and names the first offending sub-environment.
     """
     try:
         array = np.asarray(locations, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"action['location'] must be numbers, got {locations!r} ({exc})") from None
-    expected = (2,) if count == 1 else (count, 2)
+    expected = (2,) if num_envs is None else (num_envs, 2)
     if array.shape != expected:
         raise ValueError(f"action['location'] must have shape {expected} (x, y), got shape {array.shape}")
     if not (np.abs(array) <= 1.0).all():
         rows = array.reshape(-1, 2)
         bad = int(np.flatnonzero(~(np.abs(rows) <= 1.0).all(axis=1))[0])
-        where = f" of sub-environment {bad}" if count > 1 else ""
+        where = "" if num_envs is None else f" of sub-environment {bad}"
         problem = "is NaN or infinite" if not np.isfinite(rows[bad]).all() else "is outside [-1, 1]"
         raise ValueError(
             f"action['location']{where} {problem}: {rows[bad].tolist()}. Locations must be finite "
@@ -263,24 +264,22 @@ def check_locations(locations: Any, count: int) -> np.ndarray:
     return array
 
 
-def check_labels(labels: Any, count: int, num_classes: int) -> np.ndarray:
-    """``labels`` as ``(count,)`` int64 in ``[0, num_classes)``, or a clear error."""
+def check_labels(labels: Any, num_classes: int, num_envs: int | None = None) -> np.ndarray:
+    """``labels`` as int64 in ``[0, num_classes)`` (shape ``()`` or ``(num_envs,)``), or a clear error."""
     array = np.asarray(labels)
-    expected = () if count == 1 else (count,)
+    expected = () if num_envs is None else (num_envs,)
     if array.shape != expected or not (np.issubdtype(array.dtype, np.integer) and array.dtype != np.bool_):
-        raise ValueError(
-            f"action['label'] must be {'an integer' if count == 1 else f'{count} integers'} "
-            f"(a class index), got {labels!r}"
-        )
+        what = "an integer" if num_envs is None else f"{num_envs} integers, shape ({num_envs},)"
+        raise ValueError(f"action['label'] must be {what} (a class index), got {labels!r}")
     flat = array.reshape(-1)
     bad = np.flatnonzero((flat < 0) | (flat >= num_classes))
     if bad.size:
-        where = f" of sub-environment {int(bad[0])}" if count > 1 else ""
+        where = "" if num_envs is None else f" of sub-environment {int(bad[0])}"
         raise ValueError(
             f"action['label']{where} is {int(flat[bad[0]])}, outside the {num_classes} classes "
             f"0..{num_classes - 1}"
         )
-    return flat.astype(np.int64)
+    return array.astype(np.int64)
 
 
 def split_action(action: Any) -> tuple[Any, Any]:

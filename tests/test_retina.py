@@ -87,7 +87,7 @@ def test_shapes_follow_docstring():
 
 
 def test_uint8_integral_is_exact_on_large_canvas():
-    """A 256x256 canvas of 255s: every sum is exact, every glimpse pixel inside is exactly 1."""
+    """A 256x256 canvas of 255s: the int32 sums are exact, every glimpse pixel inside is exactly 1."""
     retina = Retina(8, 4, 2)
     images = torch.full((2, 256, 256), 255, dtype=torch.uint8)
     out = retina(images, torch.zeros(2, 2))
