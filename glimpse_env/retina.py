@@ -199,7 +199,8 @@ class Retina:
         """
         const = self._geometry(locations, height, width)
         xp = torch if isinstance(locations, torch.Tensor) else np
-        centre = const.half + _cast(locations, torch.float64) * const.half  # (B, 2) = (p_x, p_y)
+        # float32 locations promote exactly to float64 here (half is float64)
+        centre = const.half + locations * const.half  # (B, 2) = (p_x, p_y)
         first = xp.floor(centre[:, :, None] + const.first)  # (B, 2, k)
         return first[..., None] + const.steps
 

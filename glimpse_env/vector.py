@@ -168,13 +168,13 @@ class GlimpseVectorEnv(VectorEnv):
         episodes = self.task.sample(self.np_random, count, indices)
         canvases, labels = self.task.canvases(episodes)
         integral = self.retina.integral(canvases)
-        start = torch.from_numpy(self.task.initial_locations(self.np_random, count)).to(self.device)
+        start = self._tensor(self.task.initial_locations(self.np_random, count))
         if count == self.num_envs:  # the whole batch: no scatter needed
             self._integral = integral
             self._labels = labels
             self._locations = start
         else:
-            rows = torch.from_numpy(ids).to(self.device)
+            rows = self._tensor(ids)
             assert self._integral is not None
             self._integral.table[rows] = integral.table
             self._labels = self._labels.index_put((rows,), labels)
@@ -191,12 +191,12 @@ class GlimpseVectorEnv(VectorEnv):
         if self._canvases is None:
             self._canvases = torch.zeros(self.num_envs, h, w, dtype=torch.uint8, device=self.device)
             self._trail = torch.zeros(self.num_envs, self.config.n_glimpses + 1, 2, device=self.device)
-        rows = torch.from_numpy(ids).to(self.device)
+        rows = self._tensor(ids)
         self._canvases[rows] = canvases
 
     def _record_trail(self) -> None:
         if self._trail is not None:
-            steps = torch.from_numpy(self._steps).to(self.device)
+            steps = self._tensor(self._steps)
             self._trail[torch.arange(self.num_envs, device=self.device), steps] = self._locations
 
     def _observe(self) -> TensorObs:
@@ -268,7 +268,7 @@ class GlimpseVectorEnv(VectorEnv):
             raise ValueError(
                 f"label must be an integer tensor of shape ({n},), got {label.dtype} {tuple(label.shape)}"
             )
-        location = location.to(device=self.device, dtype=torch.float32)
+        location = location.to(device=self.device, dtype=torch.float32, copy=True)
         label = label.to(device=self.device, dtype=torch.int64)
         bad_location = ~(location.abs() <= 1.0).all(dim=1)
         bad_label = (label < 0) | (label >= self.task.num_classes)
@@ -285,9 +285,8 @@ class GlimpseVectorEnv(VectorEnv):
         raw_location, raw_label = split_action(actions)
         location = check_locations(raw_location, self.num_envs)
         label = check_labels(raw_label, self.task.num_classes, self.num_envs)
-        result = self._step(
-            torch.from_numpy(location).to(self.device), torch.from_numpy(label).to(self.device)
-        )
+        # copies: the caller keeps its arrays, the environment keeps its state
+        result = self._step(self._tensor(location.copy()), self._tensor(label))
         return (
             self._to_numpy(result.obs),
             result.reward.cpu().numpy().astype(np.float64),
@@ -305,16 +304,19 @@ class GlimpseVectorEnv(VectorEnv):
                 f"sub-environments {np.flatnonzero(ended)[:10].tolist()} have terminated and autoreset is "
                 f"disabled: reset them with reset(options={{'reset_mask': mask}})"
             )
-        device = self.device
         stepping = ~ended
         self._steps += stepping
         terminated = stepping & (self._steps >= self.config.n_glimpses)
-        ended_t = torch.from_numpy(ended).to(device)
-        terminated_t = torch.from_numpy(terminated).to(device)
-        # sub-environments that ended last step (NEXT_STEP) ignore their action
-        self._locations = torch.where(ended_t.unsqueeze(1), self._locations, location)
+        terminated_t = self._tensor(terminated)
+        if ended.any():  # those sub-environments ended last step: they ignore their action
+            self._locations = torch.where(self._tensor(ended).unsqueeze(1), self._locations, location)
+        else:
+            self._locations = location
         correct = label == self._labels
-        reward = torch.where(terminated_t, correct.to(torch.float32), 0.0)
+        if terminated.any():
+            reward = torch.where(terminated_t, correct.to(torch.float32), 0.0)
+        else:
+            reward = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
         done = np.flatnonzero(terminated)
         last: dict[str, Any] = {}  # what only the terminal step reveals
         if done.size:
@@ -336,7 +338,7 @@ class GlimpseVectorEnv(VectorEnv):
             info.update(last)
             self._ended = terminated
         info.update(self._base_info(obs))
-        truncated = torch.zeros(self.num_envs, dtype=torch.bool, device=device)
+        truncated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         return TensorStep(obs, reward, terminated_t, truncated, info)
 
     def _restart(self, ids: np.ndarray, info: dict[str, Any]) -> None:
@@ -353,6 +355,11 @@ class GlimpseVectorEnv(VectorEnv):
         return out
 
     # ------------------------------------------------------------------ helpers
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        """A host array as a tensor on the device (shared memory on the CPU)."""
+        tensor = torch.from_numpy(array)
+        return tensor if self.device.type == "cpu" else tensor.to(self.device)
+
     def _base_info(self, obs: TensorObs) -> dict[str, Any]:
         """``location`` and ``step`` of every sub-environment (with Gymnasium's ``_key`` masks)."""
         everyone = np.ones(self.num_envs, dtype=np.bool_)

@@ -90,7 +90,9 @@ class SB3VecEnv(VecEnv):
             as ``info["terminal_observation"]``). :meth:`make` builds one.
 
     ``infos[i]`` of a finished episode holds ``terminal_observation``, ``TimeLimit.truncated``
-    (always False), ``label``, ``prediction`` and ``correct``; other entries are empty. The
+    (always False) and the single environment's last info (``location``, ``step``,
+    ``label``, ``prediction``, ``correct``); the others are empty dicts, to keep the
+    per-step Python work that SB3's list-of-dicts format forces to a minimum. The
     sub-environments share one batch, so ``get_attr``, ``set_attr`` and ``env_method``
     act on the vector environment and return its answer once per requested index.
     """
@@ -152,6 +154,8 @@ class SB3VecEnv(VecEnv):
                 infos[i] = {
                     "terminal_observation": final[i],
                     "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
+                    "location": last["location"][i],
+                    "step": int(last["step"][i]),
                     "label": int(last["label"][i]),
                     "prediction": int(last["prediction"][i]),
                     "correct": bool(last["correct"][i]),

@@ -1,0 +1,131 @@
+"""Environment steps per second with random actions, resets included.
+
+    python benchmarks/env_throughput.py [--repeats 5] [--device cuda] [--json out.json]
+
+For GlimpseMNIST-v0, -Cluttered60-v0 and -Cluttered100-v0: the single environment
+(``gym.make``), Gymnasium's ``SyncVectorEnv`` over 256 single environments, the native
+``GlimpseVectorEnv`` at N = 1, 16, 256, 1024 (numpy API, next-step autoreset: every
+(T+1)-th step of a sub-environment is its reset, counted as a step), and the SB3
+``VecEnv`` adapter at N = 256. Every step takes one glimpse per sub-environment, so
+steps/s = glimpses/s. Each number is the median of ``--repeats`` timed runs; the last
+column is the ratio to ``SyncVectorEnv`` at N = 256 measured in the same run.
+Random actions are drawn beforehand, so the cost of sampling them is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+from _common import machine, print_table, write_json
+
+import glimpse_env  # noqa: F401  (registers the ids)
+from glimpse_env.wrappers import SB3VecEnv
+
+ENV_IDS = ("GlimpseMNIST-v0", "GlimpseMNIST-Cluttered60-v0", "GlimpseMNIST-Cluttered100-v0")
+NATIVE_SIZES = (1, 16, 256, 1024)
+SYNC_SIZE = 256
+SB3_SIZE = 256
+ACTION_POOL = 16  # distinct random action batches cycled through
+
+
+def actions_for(n: int, num_classes: int, rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
+    return [
+        {
+            "location": rng.uniform(-1, 1, (n, 2)).astype(np.float32),
+            "label": rng.integers(0, num_classes, n),
+        }
+        for _ in range(ACTION_POOL)
+    ]
+
+
+def rate(step: Callable[[int], None], *, n_envs: int, steps: int, repeats: int) -> float:
+    """Median env-steps per second of ``steps`` calls of ``step(i)`` (after a warm-up)."""
+    for i in range(min(steps, 8)):
+        step(i)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(steps):
+            step(i)
+        rates.append(steps * n_envs / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def single_env(env_id: str, repeats: int) -> float:
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    pool = actions_for(1, 10, np.random.default_rng(0))
+    actions = [{"location": a["location"][0], "label": int(a["label"][0])} for a in pool]
+
+    def step(i: int) -> None:
+        if env.step(actions[i % ACTION_POOL])[2]:
+            env.reset()
+
+    return rate(step, n_envs=1, steps=3000, repeats=repeats)
+
+
+def sync_env(env_id: str, n: int, repeats: int) -> float:
+    envs = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync")
+    envs.reset(seed=0)
+    actions = actions_for(n, 10, np.random.default_rng(0))
+    return rate(lambda i: envs.step(actions[i % ACTION_POOL]), n_envs=n, steps=20, repeats=repeats)
+
+
+def native_env(env_id: str, n: int, repeats: int, device: str) -> float:
+    envs = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", device=device)
+    envs.reset(seed=0)
+    actions = actions_for(n, 10, np.random.default_rng(0))
+    steps = max(20, min(3000, 200_000 // n))
+    return rate(lambda i: envs.step(actions[i % ACTION_POOL]), n_envs=n, steps=steps, repeats=repeats)
+
+
+def sb3_env(env_id: str, n: int, repeats: int) -> float:
+    venv = SB3VecEnv.make(env_id, num_envs=n)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    actions = [rng.uniform(-1, 1, (n, 12)).astype(np.float32) for _ in range(ACTION_POOL)]
+    return rate(lambda i: venv.step(actions[i % ACTION_POOL]), n_envs=n, steps=200, repeats=repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", action="append", default=None, help="native env device(s), default cpu")
+    parser.add_argument("--env-id", action="append", default=None, help="default: the three of the issue")
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    devices = args.device or ["cpu"]
+    rows = []
+    for env_id in args.env_id or ENV_IDS:
+        sync = sync_env(env_id, SYNC_SIZE, args.repeats)
+        measured = [("single env (gym.make)", "cpu", 1, single_env(env_id, args.repeats))]
+        measured.append(("SyncVectorEnv", "cpu", SYNC_SIZE, sync))
+        for device in devices:
+            for n in NATIVE_SIZES:
+                measured.append(("GlimpseVectorEnv", device, n, native_env(env_id, n, args.repeats, device)))
+        measured.append(("SB3VecEnv adapter", "cpu", SB3_SIZE, sb3_env(env_id, SB3_SIZE, args.repeats)))
+        for kind, device, n, value in measured:
+            rows.append(
+                {
+                    "env": env_id,
+                    "vectorisation": kind,
+                    "device": device,
+                    "N": n,
+                    "steps/s": value,
+                    "x SyncVectorEnv(256)": value / sync,
+                }
+            )
+            print(f"{env_id:30s} {kind:22s} {device:5s} N={n:<5d} {value:>12,.0f} steps/s", flush=True)
+    print(f"\n{machine()}; torch threads {torch.get_num_threads()}")
+    print_table(rows, ["env", "vectorisation", "device", "N", "steps/s", "x SyncVectorEnv(256)"])
+    write_json(args.json, rows)
+
+
+if __name__ == "__main__":
+    main()

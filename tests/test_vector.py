@@ -1,0 +1,288 @@
+"""GlimpseVectorEnv: the Gymnasium vector contract and equivalence with the single env."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.error import ResetNeeded
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from glimpse_env import GlimpseEnv, GlimpseVectorEnv
+from glimpse_env.data import load_split
+
+
+def make_vec(env_id: str, num_envs: int, **kwargs) -> GlimpseVectorEnv:
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    assert isinstance(envs, GlimpseVectorEnv)
+    return envs
+
+
+def random_actions(rng: np.random.Generator, n: int, steps: int) -> list[dict[str, np.ndarray]]:
+    return [
+        {"location": rng.uniform(-1, 1, (n, 2)).astype(np.float32), "label": rng.integers(0, 10, n)}
+        for _ in range(steps)
+    ]
+
+
+@pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseMNIST-Cluttered100-v0", "GlimpseMNIST-Fashion-v0"])
+def test_spaces_match_the_single_env(env_id):
+    envs = make_vec(env_id, 5)
+    single = gym.make(env_id)
+    assert envs.single_observation_space == single.observation_space
+    assert envs.single_action_space == single.action_space
+    assert envs.observation_space == batch_space(single.observation_space, 5)
+    assert envs.action_space == batch_space(single.action_space, 5)
+    assert isinstance(envs.metadata["autoreset_mode"], AutoresetMode)
+    obs, _ = envs.reset(seed=0)
+    assert obs in envs.observation_space
+    obs, reward, terminated, truncated, _ = envs.step(envs.action_space.sample())
+    assert obs in envs.observation_space
+    assert reward.shape == terminated.shape == truncated.shape == (5,)
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [
+        ("GlimpseMNIST-v0", {}),
+        ("GlimpseMNIST-Cluttered-v0", {}),
+        ("GlimpseMNIST-Cluttered100-v0", {"initial_location": (0.25, -0.5)}),
+        ("GlimpseMNIST-Fashion-v0", {}),
+    ],
+)
+def test_sub_environment_j_is_the_single_env_with_index_j(env_id, kwargs, split):
+    n = 7
+    rng = np.random.default_rng(1)
+    indices = rng.choice(5000, size=n, replace=False)
+    envs = make_vec(env_id, n, split=split, **kwargs)
+    singles = [gym.make(env_id, split=split, **kwargs) for _ in range(n)]
+    obs, info = envs.reset(seed=3, options={"indices": indices})
+    single_obs = [env.reset(seed=j, options={"index": int(i)}) for j, (env, i) in enumerate(zip(singles, indices))]
+    np.testing.assert_array_equal(info["index"], indices)
+    for j in range(n):
+        np.testing.assert_array_equal(obs["glimpse"][j], single_obs[j][0]["glimpse"])
+        np.testing.assert_array_equal(obs["location"][j], single_obs[j][0]["location"])
+        assert single_obs[j][1]["index"] == indices[j]
+    for action in random_actions(rng, n, envs.config.n_glimpses):
+        obs, reward, terminated, truncated, info = envs.step(action)
+        for j, env in enumerate(singles):
+            s_obs, s_reward, s_term, s_trunc, s_info = env.step(
+                {"location": action["location"][j], "label": int(action["label"][j])}
+            )
+            np.testing.assert_array_equal(obs["glimpse"][j], s_obs["glimpse"])
+            np.testing.assert_array_equal(obs["location"][j], s_obs["location"])
+            assert reward[j] == s_reward and terminated[j] == s_term and truncated[j] == s_trunc
+            assert info["step"][j] == s_info["step"]
+            if s_term:
+                assert info["_label"][j] and info["label"][j] == s_info["label"]
+                assert info["correct"][j] == s_info["correct"]
+            else:
+                assert "label" not in info
+    assert terminated.all()
+
+
+@pytest.mark.parametrize("initial_location", ["centre", "random"])
+def test_train_split_draws_what_the_single_env_draws(initial_location):
+    """With one sub-environment and the same seed, the vector env replays the single env."""
+    envs = make_vec("GlimpseMNIST-Cluttered-v0", 1, initial_location=initial_location)
+    env = gym.make("GlimpseMNIST-Cluttered-v0", initial_location=initial_location)
+    obs, _ = envs.reset(seed=11)
+    s_obs, _ = env.reset(seed=11)
+    rng = np.random.default_rng(0)
+    for episode in range(4):
+        np.testing.assert_array_equal(obs["glimpse"][0], s_obs["glimpse"])
+        for action in random_actions(rng, 1, 6):
+            obs, reward, terminated, _, info = envs.step(action)
+            s_obs, s_reward, s_term, _, s_info = env.step({"location": action["location"][0], "label": int(action["label"][0])})
+            np.testing.assert_array_equal(obs["glimpse"][0], s_obs["glimpse"])
+            assert reward[0] == s_reward and terminated[0] == s_term
+        assert info["label"][0] == s_info["label"]
+        obs, reward, terminated, _, _ = envs.step(random_actions(rng, 1, 1)[0])  # next-step autoreset
+        assert reward[0] == 0.0 and not terminated[0]
+        s_obs, _ = env.reset()
+
+
+def test_train_split_is_deterministic_for_a_seed():
+    def rollout(seed):
+        envs = make_vec("GlimpseMNIST-Cluttered60-v0", 16)
+        obs, _ = envs.reset(seed=seed)
+        out = [obs["glimpse"]]
+        for action in random_actions(np.random.default_rng(0), 16, 20):
+            out.append(envs.step(action)[0]["glimpse"])
+        return np.stack(out)
+
+    assert np.array_equal(rollout(5), rollout(5))
+    assert not np.array_equal(rollout(5), rollout(6))
+
+
+def test_whole_test_split_in_batches_has_the_dataset_labels():
+    labels = load_split("mnist", "test").labels.numpy()
+    envs = make_vec("GlimpseMNIST-v0", 500, split="test")
+    seen = []
+    for start in range(0, 2000, 500):
+        envs.reset(options={"indices": np.arange(start, start + 500)})
+        for _ in range(6):
+            _, _, terminated, _, info = envs.step(
+                {"location": np.zeros((500, 2), np.float32), "label": np.zeros(500, np.int64)}
+            )
+        assert terminated.all()
+        seen.append(info["label"])
+    np.testing.assert_array_equal(np.concatenate(seen), labels[:2000])
+
+
+def test_next_step_autoreset():
+    envs = make_vec("GlimpseMNIST-v0", 3, n_glimpses=2, split="val")
+    envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    _, _, terminated, _, _ = envs.step(random_actions(rng, 3, 1)[0])
+    assert not terminated.any()
+    _, _, terminated, _, info = envs.step(random_actions(rng, 3, 1)[0])
+    assert terminated.all() and info["_label"].all()
+    action = random_actions(rng, 3, 1)[0]
+    obs, reward, terminated, _, info = envs.step(action)  # the action is ignored: new episodes
+    assert (reward == 0).all() and not terminated.any()
+    np.testing.assert_array_equal(info["step"], [0, 0, 0])
+    np.testing.assert_array_equal(obs["location"], np.zeros((3, 2)))
+    assert info["_index"].all()
+
+
+def test_same_step_autoreset():
+    kwargs = {"n_glimpses": 2, "split": "test"}
+    same = make_vec("GlimpseMNIST-Cluttered-v0", 4, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
+    nxt = make_vec("GlimpseMNIST-Cluttered-v0", 4, **kwargs)
+    indices = np.array([3, 1, 4, 1])
+    same.reset(seed=0, options={"indices": indices})
+    nxt.reset(seed=0, options={"indices": indices})
+    actions = random_actions(np.random.default_rng(0), 4, 2)
+    same.step(actions[0])
+    nxt.step(actions[0])
+    obs, reward, terminated, _, info = same.step(actions[1])
+    n_obs, n_reward, n_terminated, _, n_info = nxt.step(actions[1])
+    np.testing.assert_array_equal(reward, n_reward)
+    np.testing.assert_array_equal(terminated, n_terminated)
+    assert terminated.all() and info["_final_obs"].all()
+    for j in range(4):
+        np.testing.assert_array_equal(info["final_obs"][j]["glimpse"], n_obs["glimpse"][j])
+    np.testing.assert_array_equal(info["final_info"]["label"], n_info["label"])
+    np.testing.assert_array_equal(info["step"], np.zeros(4))  # the returned obs start new episodes
+    np.testing.assert_array_equal(obs["location"], np.zeros((4, 2)))
+
+
+def test_disabled_autoreset_needs_reset_mask():
+    envs = make_vec("GlimpseMNIST-v0", 3, n_glimpses=1, autoreset_mode="Disabled", split="val")
+    envs.reset(seed=0, options={"indices": np.array([0, 1, 2])})
+    action = random_actions(np.random.default_rng(0), 3, 1)[0]
+    envs.step(action)
+    with pytest.raises(ResetNeeded, match="reset_mask"):
+        envs.step(action)
+    _, info = envs.reset(options={"reset_mask": np.array([True, False, True]), "indices": np.array([7, 8, 9])})
+    np.testing.assert_array_equal(info["_index"], [True, False, True])
+    np.testing.assert_array_equal(info["index"][[0, 2]], [7, 9])
+    with pytest.raises(ResetNeeded):
+        envs.step(action)  # sub-environment 1 still ended
+    envs.reset(options={"reset_mask": np.array([False, True, False])})
+    envs.step(action)
+
+
+def test_tensor_api_matches_numpy_api():
+    a = make_vec("GlimpseMNIST-Cluttered-v0", 6, split="test")
+    b = make_vec("GlimpseMNIST-Cluttered-v0", 6, split="test")
+    indices = np.arange(6)
+    obs_t, _ = a.reset_tensors(seed=0, options={"indices": indices})
+    obs_n, _ = b.reset(seed=0, options={"indices": indices})
+    assert isinstance(obs_t.glimpse, torch.Tensor) and obs_t.glimpse.device == a.device
+    np.testing.assert_array_equal(obs_t.glimpse.numpy(), obs_n["glimpse"])
+    for action in random_actions(np.random.default_rng(0), 6, 6):
+        step = a.step_tensors(torch.from_numpy(action["location"]), torch.from_numpy(action["label"]))
+        obs_n, reward, terminated, _, _ = b.step(action)
+        np.testing.assert_array_equal(step.obs.glimpse.numpy(), obs_n["glimpse"])
+        np.testing.assert_array_equal(step.reward.numpy(), reward)
+        np.testing.assert_array_equal(step.terminated.numpy(), terminated)
+
+
+def test_render_gives_one_picture_per_sub_environment():
+    envs = make_vec("GlimpseMNIST-Cluttered-v0", 3, render_mode="rgb_array")
+    envs.reset(seed=0)
+    envs.step(random_actions(np.random.default_rng(0), 3, 1)[0])
+    frames = envs.render()
+    assert len(frames) == 3 and all(f.shape == (280, 280, 3) for f in frames)
+
+
+# --------------------------------------------------------------------------- bad input
+GOOD = {"location": np.zeros((4, 2), np.float32), "label": np.zeros(4, np.int64)}
+
+
+def _bad(**changes):
+    action = {key: value.copy() for key, value in GOOD.items()}
+    for key, (index, value) in changes.items():
+        action[key][index] = value
+    return action
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ({"location": np.zeros((3, 2), np.float32), "label": np.zeros(4, np.int64)}, r"shape \(4, 2\)"),
+        ({"location": np.zeros((4, 2), np.float32), "label": np.zeros(5, np.int64)}, r"shape \(4,\)"),
+        ({"location": np.zeros(8, np.float32), "label": np.zeros(4, np.int64)}, r"shape \(4, 2\)"),
+        (_bad(location=((2, 1), np.nan)), "sub-environment 2 is NaN or infinite"),
+        (_bad(location=((3, 0), 1.5)), r"sub-environment 3 is outside \[-1, 1\]"),
+        (_bad(label=(1, 10)), "sub-environment 1 is 10, outside the 10 classes"),
+        (_bad(label=(0, -3)), "sub-environment 0 is -3"),
+        ({"location": np.zeros((4, 2), np.float32)}, "exactly the keys"),
+    ],
+)
+def test_bad_batched_actions_name_the_sub_environment(action, message):
+    envs = make_vec("GlimpseMNIST-v0", 4)
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        envs.step(action)
+    envs.step(GOOD)  # nothing was changed by the rejected action
+
+
+def test_bad_tensor_actions_name_the_sub_environment():
+    envs = make_vec("GlimpseMNIST-v0", 4)
+    envs.reset_tensors(seed=0)
+    location = torch.zeros(4, 2)
+    location[1, 1] = float("inf")
+    with pytest.raises(ValueError, match="sub-environment 1 is NaN or infinite"):
+        envs.step_tensors(location, torch.zeros(4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="sub-environment 3 is 12"):
+        envs.step_tensors(torch.zeros(4, 2), torch.tensor([0, 0, 0, 12]))
+    with pytest.raises(ValueError, match="integer tensor"):
+        envs.step_tensors(torch.zeros(4, 2), torch.zeros(4))
+
+
+def test_step_before_reset_and_bad_reset_options():
+    envs = make_vec("GlimpseMNIST-v0", 4, split="test")
+    with pytest.raises(ResetNeeded):
+        envs.step(GOOD)
+    with pytest.raises(ValueError, match="expected 4 integer"):
+        envs.reset(options={"indices": np.arange(3)})
+    with pytest.raises(ValueError, match=r"index 10000 \(sub-environment 2\) is out of range"):
+        envs.reset(options={"indices": np.array([0, 1, 10_000, 3])})
+    with pytest.raises(ValueError, match="unknown reset options"):
+        envs.reset(options={"index": 0})
+    with pytest.raises(ValueError, match="one integer"):
+        envs.reset(seed=[1, 2, 3, 4])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"num_envs": 0}, "num_envs"),
+        ({"num_envs": 2, "autoreset_mode": "sometimes"}, "autoreset_mode"),
+        ({"num_envs": 2, "n_glimpses": 0}, "n_glimpses"),
+        ({"num_envs": 2, "render_mode": "human"}, "render_mode"),
+    ],
+)
+def test_invalid_vector_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        GlimpseVectorEnv(**kwargs)
+
+
+def test_single_env_class_is_unchanged_by_vector_import():
+    assert GlimpseEnv().observation_space == GlimpseVectorEnv(2).single_observation_space
