@@ -94,7 +94,9 @@ def sb3_env(env_id: str, n: int, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", action="append", default=None, help="native env device(s), default cpu")
     parser.add_argument("--env-id", action="append", default=None, help="default: the three of the issue")

@@ -27,7 +27,9 @@ def random_actions(rng: np.random.Generator, n: int, steps: int) -> list[dict[st
     ]
 
 
-@pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseMNIST-Cluttered100-v0", "GlimpseMNIST-Fashion-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["GlimpseMNIST-v0", "GlimpseMNIST-Cluttered100-v0", "GlimpseMNIST-Fashion-v0"]
+)
 def test_spaces_match_the_single_env(env_id):
     envs = make_vec(env_id, 5)
     single = gym.make(env_id)
@@ -60,7 +62,10 @@ def test_sub_environment_j_is_the_single_env_with_index_j(env_id, kwargs, split)
     envs = make_vec(env_id, n, split=split, **kwargs)
     singles = [gym.make(env_id, split=split, **kwargs) for _ in range(n)]
     obs, info = envs.reset(seed=3, options={"indices": indices})
-    single_obs = [env.reset(seed=j, options={"index": int(i)}) for j, (env, i) in enumerate(zip(singles, indices))]
+    single_obs = [
+        env.reset(seed=j, options={"index": int(i)})
+        for j, (env, i) in enumerate(zip(singles, indices, strict=False))
+    ]
     np.testing.assert_array_equal(info["index"], indices)
     for j in range(n):
         np.testing.assert_array_equal(obs["glimpse"][j], single_obs[j][0]["glimpse"])
@@ -92,11 +97,13 @@ def test_train_split_draws_what_the_single_env_draws(initial_location):
     obs, _ = envs.reset(seed=11)
     s_obs, _ = env.reset(seed=11)
     rng = np.random.default_rng(0)
-    for episode in range(4):
+    for _episode in range(4):
         np.testing.assert_array_equal(obs["glimpse"][0], s_obs["glimpse"])
         for action in random_actions(rng, 1, 6):
             obs, reward, terminated, _, info = envs.step(action)
-            s_obs, s_reward, s_term, _, s_info = env.step({"location": action["location"][0], "label": int(action["label"][0])})
+            s_obs, s_reward, s_term, _, s_info = env.step(
+                {"location": action["location"][0], "label": int(action["label"][0])}
+            )
             np.testing.assert_array_equal(obs["glimpse"][0], s_obs["glimpse"])
             assert reward[0] == s_reward and terminated[0] == s_term
         assert info["label"][0] == s_info["label"]
@@ -178,7 +185,9 @@ def test_disabled_autoreset_needs_reset_mask():
     envs.step(action)
     with pytest.raises(ResetNeeded, match="reset_mask"):
         envs.step(action)
-    _, info = envs.reset(options={"reset_mask": np.array([True, False, True]), "indices": np.array([7, 8, 9])})
+    _, info = envs.reset(
+        options={"reset_mask": np.array([True, False, True]), "indices": np.array([7, 8, 9])}
+    )
     np.testing.assert_array_equal(info["_index"], [True, False, True])
     np.testing.assert_array_equal(info["index"][[0, 2]], [7, 9])
     with pytest.raises(ResetNeeded):

@@ -77,7 +77,7 @@ def test_sb3_vec_env_behaves_like_dummy_vec_env():
     for key in ("glimpse", "location"):
         assert obs[key].shape == d_obs[key].shape and obs[key].dtype == d_obs[key].dtype
     rng = np.random.default_rng(0)
-    for t in range(1, 7):
+    for _t in range(1, 7):
         actions = rng.uniform(-1, 1, (n, 12)).astype(np.float32)
         obs, rewards, dones, infos = native.step(actions)
         d_obs, d_rewards, d_dones, d_infos = dummy.step(actions)
@@ -86,7 +86,9 @@ def test_sb3_vec_env_behaves_like_dummy_vec_env():
     assert dones.all()
     for info, d_info in zip(infos, d_infos, strict=True):
         assert set(d_info) <= set(info)
-        assert info["terminal_observation"]["glimpse"].shape == d_info["terminal_observation"]["glimpse"].shape
+        assert (
+            info["terminal_observation"]["glimpse"].shape == d_info["terminal_observation"]["glimpse"].shape
+        )
         assert info["TimeLimit.truncated"] is False
     np.testing.assert_array_equal(rewards, [float(i["correct"]) for i in infos])
     np.testing.assert_array_equal(obs["location"], np.zeros((n, 2)))  # new episodes already started
