@@ -178,26 +178,26 @@ def compose(
         dtype=np.uint64,
     )
     ints = torch.from_numpy((random_draws(keys, spec.n_draws) % ranges).astype(np.int64)).to(device)
-    base = (torch.arange(batch, device=device) * (h * w)).view(batch, 1, 1, 1)
+    starts = torch.arange(batch, device=device) * (h * w)  # where each canvas starts, flattened
 
-    def flat_window(top: torch.Tensor, left: torch.Tensor, side: int) -> torch.Tensor:
-        """Flat canvas indices ``(B, m, side, side)`` of squares at ``(top, left)`` ``(B, m)``."""
+    def square(side: int, row_stride: int) -> torch.Tensor:
+        """``(side * side,)`` flat offsets of a ``side x side`` square in rows of ``row_stride``."""
         span = torch.arange(side, device=device)
-        rows = (top.unsqueeze(-1) + span).unsqueeze(-1)
-        cols = (left.unsqueeze(-1) + span).unsqueeze(-2)
-        return base + rows * w + cols
+        return (span[:, None] * row_stride + span[None, :]).reshape(-1)
 
-    index = [flat_window(ints[:, 0:1], ints[:, 1:2], IMAGE_SIZE).reshape(-1)]
-    values = [images[image_indices].reshape(-1)]
+    canvas = torch.zeros(batch * h * w, dtype=torch.uint8, device=device)
+    digit_at = starts + ints[:, 0] * w + ints[:, 1]  # (B,): top-left pixel of the digit
+    canvas.scatter_(
+        0, (digit_at[:, None] + square(IMAGE_SIZE, w)).reshape(-1), images[image_indices].reshape(-1)
+    )
     if n:
         # another image of the split: shifted by 1..N-1, so never the digit itself
         source = (image_indices.view(-1, 1) + 1 + ints[:, 2::5]) % n_images  # (B, n)
-        span = torch.arange(size, device=device)
-        crop_rows = (ints[:, 3::5].unsqueeze(-1) + span).unsqueeze(-1)  # (B, n, c, 1)
-        crop_cols = (ints[:, 4::5].unsqueeze(-1) + span).unsqueeze(-2)  # (B, n, 1, c)
-        values.append(images[source.view(batch, n, 1, 1), crop_rows, crop_cols].reshape(-1))
-        index.append(flat_window(ints[:, 5::5], ints[:, 6::5], size).reshape(-1))
-    canvas = torch.zeros(batch * h * w, dtype=torch.uint8, device=device)
-    # pixelwise maximum of the digit and every piece, overlaps included, in one scatter
-    canvas.scatter_reduce_(0, torch.cat(index), torch.cat(values), reduce="amax")
+        crop_at = source * IMAGE_SIZE**2 + ints[:, 3::5] * IMAGE_SIZE + ints[:, 4::5]  # (B, n)
+        crops = torch.take(images, crop_at[..., None] + square(size, IMAGE_SIZE))  # (B, n, c*c)
+        piece_at = starts[:, None] + ints[:, 5::5] * w + ints[:, 6::5]  # (B, n)
+        # pixelwise maximum with the digit and with each other, overlaps included
+        canvas.scatter_reduce_(
+            0, (piece_at[..., None] + square(size, w)).reshape(-1), crops.reshape(-1), reduce="amax"
+        )
     return canvas.view(batch, h, w)
