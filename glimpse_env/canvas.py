@@ -164,8 +164,9 @@ def compose(
     Returns:
         ``(B, H, W)`` uint8 canvases on ``images``' device.
     """
+    digits = torch.index_select(images, 0, image_indices)  # (B, 28, 28); far faster than images[idx]
     if spec.variant == "centred":
-        return images[image_indices]
+        return digits
     device = images.device
     n_images = images.shape[0]
     batch = image_indices.shape[0]
@@ -187,9 +188,7 @@ def compose(
 
     canvas = torch.zeros(batch * h * w, dtype=torch.uint8, device=device)
     digit_at = starts + ints[:, 0] * w + ints[:, 1]  # (B,): top-left pixel of the digit
-    canvas.scatter_(
-        0, (digit_at[:, None] + square(IMAGE_SIZE, w)).reshape(-1), images[image_indices].reshape(-1)
-    )
+    canvas.scatter_(0, (digit_at[:, None] + square(IMAGE_SIZE, w)).reshape(-1), digits.reshape(-1))
     if n:
         # another image of the split: shifted by 1..N-1, so never the digit itself
         source = (image_indices.view(-1, 1) + 1 + ints[:, 2::5]) % n_images  # (B, n)

@@ -90,11 +90,19 @@ class RetinaConfig(NamedTuple):
 
 class _Geometry(NamedTuple):
     first: Array  # (k,) float64: 1/2 - S_i/2; the first edge of scale i is floor(p + first[i])
-    steps: Array  # (k, g + 1) float64: j * s**i, edge j of scale i from its first edge
+    steps: Array  # (k, g + 1) int64: j * s**i, edge j of scale i from its first edge
     half: Array  # (2,) float64: (W / 2, H / 2)
-    zero: Array  # () float64: the smallest edge
-    limits: Array  # (2, 1, 1) float64: (W, H), the largest edges
-    strides: Array  # (2, 1, 1) int64: (1, W + 1), flat step of a column and of a row
+
+
+class _Work(NamedTuple):
+    """Reused buffers of one batch shape: a glimpse allocates nothing big but its output."""
+
+    cols: Array  # (B, k, g + 1) int64: column edges, clamped
+    rows: Array  # (B, k, g + 1) int64: row edges, clamped, times the row stride
+    index: Array  # (B, k, g + 1, g + 1) int64: flat index of every cell corner
+    corners: Array  # (B, C, k, g + 1, g + 1): the integral image at the corners
+    row_diff: Array  # (B, C, k, g + 1, g): differences along columns
+    sums: Array  # (B, C, k, g, g): box sums
 
 
 def _device_key(like: Array) -> object:
@@ -115,7 +123,13 @@ def _cast(array: Array, dtype: torch.dtype) -> Array:
     return array.astype(_NUMPY_DTYPES[dtype])
 
 
-_NUMPY_DTYPES = {torch.int64: np.int64, torch.float32: np.float32, torch.float64: np.float64}
+_NUMPY_DTYPES = {
+    torch.int32: np.int32,
+    torch.int64: np.int64,
+    torch.float32: np.float32,
+    torch.float64: np.float64,
+}
+_TORCH_DTYPES = {value: key for key, value in _NUMPY_DTYPES.items()}
 
 
 class Retina:
@@ -157,15 +171,37 @@ class Retina:
         key = ("geometry", _device_key(like), height, width)
         found = self._constants.get(key)
         if found is None:
-            cells = np.array(self.cell_sizes, dtype=np.float64)[:, None]
-            steps = np.arange(self.patch_size + 1, dtype=np.float64)[None, :]
+            cells = np.array(self.cell_sizes, dtype=np.int64)[:, None]
+            steps = np.arange(self.patch_size + 1, dtype=np.int64)[None, :]
             found = _Geometry(
-                first=_like(0.5 - self.patch_size * cells[:, 0] / 2, like),
+                first=_like(0.5 - self.patch_size * cells[:, 0].astype(np.float64) / 2, like),
                 steps=_like(steps * cells, like),
                 half=_like(np.array([width / 2, height / 2]), like),
-                zero=_like(np.array(0.0), like),
-                limits=_like(np.array([width, height], dtype=np.float64).reshape(2, 1, 1), like),
-                strides=_like(np.array([1, width + 1], dtype=np.int64).reshape(2, 1, 1), like),
+            )
+            self._constants[key] = found
+        return found  # type: ignore[return-value]
+
+    def _work(self, table: Array) -> _Work:
+        """Buffers for ``table``'s batch shape; the last shape per device and dtype is kept."""
+        b, c = table.shape[:2]
+        g, k = self.patch_size, self.n_scales
+        key = ("work", _device_key(table), table.dtype)
+        found = self._constants.get(key)
+        if found is None or found.sums.shape != (b, c, k, g, g):  # type: ignore[union-attr]
+
+            def empty(shape: tuple[int, ...], dtype: torch.dtype) -> Array:
+                if isinstance(table, torch.Tensor):
+                    return torch.empty(shape, dtype=dtype, device=table.device)
+                return np.empty(shape, dtype=_NUMPY_DTYPES[dtype])
+
+            dtype = table.dtype if isinstance(table, torch.Tensor) else _TORCH_DTYPES[table.dtype.type]
+            found = _Work(
+                cols=empty((b, k, g + 1), torch.int64),
+                rows=empty((b, k, g + 1), torch.int64),
+                index=empty((b, k, g + 1, g + 1), torch.int64),
+                corners=empty((b, c, k, g + 1, g + 1), dtype),
+                row_diff=empty((b, c, k, g + 1, g), dtype),
+                sums=empty((b, c, k, g, g), dtype),
             )
             self._constants[key] = found
         return found  # type: ignore[return-value]
@@ -190,19 +226,27 @@ class Retina:
             self._constants[key] = found
         return found  # type: ignore[return-value]
 
-    def edges(self, locations: Array, height: int, width: int) -> Array:
-        """Unclamped pixel edges of every cell: ``(B, 2, k, g + 1)`` float64 holding integers.
+    def first_edges(self, locations: Array, height: int, width: int) -> Array:
+        """First column and row of every scale: ``(B, 2, k)`` float64 holding integers.
 
-        ``[:, 0]`` are column edges and ``[:, 1]`` row edges: cell ``(j, m)`` of scale ``i``
-        spans rows ``e[:, 1, i, j]:e[:, 1, i, j + 1]`` and columns
-        ``e[:, 0, i, m]:e[:, 0, i, m + 1]``. ``locations`` is ``(B, 2)``, torch or numpy.
+        ``[:, 0, i]`` is ``c_0`` and ``[:, 1, i]`` is ``r_0`` of scale ``i`` (see the module
+        docstring), unclamped. ``locations`` is ``(B, 2)``, torch or numpy.
         """
         const = self._geometry(locations, height, width)
         xp = torch if isinstance(locations, torch.Tensor) else np
         # float32 locations promote exactly to float64 here (half is float64)
         centre = const.half + locations * const.half  # (B, 2) = (p_x, p_y)
-        first = xp.floor(centre[:, :, None] + const.first)  # (B, 2, k)
-        return first[..., None] + const.steps
+        return xp.floor(centre[:, :, None] + const.first)
+
+    def edges(self, locations: Array, height: int, width: int) -> Array:
+        """Unclamped pixel edges of every cell: ``(B, 2, k, g + 1)`` float64 holding integers.
+
+        ``[:, 0]`` are column edges and ``[:, 1]`` row edges: cell ``(j, m)`` of scale ``i``
+        spans rows ``e[:, 1, i, j]:e[:, 1, i, j + 1]`` and columns
+        ``e[:, 0, i, m]:e[:, 0, i, m + 1]``.
+        """
+        steps = self._geometry(locations, height, width).steps
+        return self.first_edges(locations, height, width)[..., None] + steps
 
     def boxes(self, locations: Array, height: int, width: int) -> Array:
         """Pixel box of every scale, for drawing: ``(B, k, 4)`` ``(c0, r0, c1, r1)`` float64.
@@ -210,9 +254,10 @@ class Retina:
         Scale ``i`` covers columns ``c0:c1`` and rows ``r0:r1`` (end exclusive), unclamped:
         part of a box may lie outside the canvas.
         """
-        e = self.edges(locations, height, width)
-        xp = torch if isinstance(e, torch.Tensor) else np
-        return xp.stack((e[:, 0, :, 0], e[:, 1, :, 0], e[:, 0, :, -1], e[:, 1, :, -1]), -1)
+        first = self.first_edges(locations, height, width)  # (B, 2, k)
+        sides = _like(np.array(self.patch_sides, dtype=np.float64), first)
+        xp = torch if isinstance(first, torch.Tensor) else np
+        return xp.stack((first[:, 0], first[:, 1], first[:, 0] + sides, first[:, 1] + sides), -1)
 
     def integral(self, images: torch.Tensor) -> IntegralImage:
         """Integral images of ``(B, H, W)`` or ``(B, C, H, W)`` images, uint8 or float."""
@@ -245,20 +290,30 @@ class Retina:
         table = integral.table
         b, c, h1, w1 = table.shape
         g, k = self.patch_size, self.n_scales
+        is_torch = isinstance(table, torch.Tensor)
+        xp = torch if is_torch else np
         const = self._geometry(table, h1 - 1, w1 - 1)
-        cell_scale = self._cell_scale(table, integral.scale)
-        edges = self.edges(locations, h1 - 1, w1 - 1)
-        xp = torch if isinstance(table, torch.Tensor) else np
-        edges = _cast(xp.clip(edges, const.zero, const.limits), torch.int64)
-        flat = edges * const.strides  # (B, 2, k, g+1): column and row parts of flat indices
-        index = flat[:, 1, :, :, None] + flat[:, 0, :, None, :]  # (B, k, g+1, g+1)
-        if isinstance(table, torch.Tensor):
-            corners = torch.gather(table.view(b, c, -1), 2, index.view(b, 1, -1).expand(b, c, -1))
+        work = self._work(table)
+        first = _cast(self.first_edges(locations, h1 - 1, w1 - 1), torch.int64)  # (B, 2, k)
+        cols = xp.add(first[:, 0, :, None], const.steps, out=work.cols)
+        rows = xp.add(first[:, 1, :, None], const.steps, out=work.rows)
+        xp.clip(cols, 0, w1 - 1, out=cols)  # clamped corners: outside the canvas counts zero
+        xp.clip(rows, 0, h1 - 1, out=rows)
+        xp.multiply(rows, w1, out=rows)
+        index = xp.add(rows[..., None], cols[..., None, :], out=work.index)  # (B, k, g+1, g+1)
+        corners = work.corners
+        if is_torch:
+            torch.gather(
+                table.view(b, c, -1), 2, index.view(b, 1, -1).expand(b, c, -1), out=corners.view(b, c, -1)
+            )
         else:
-            corners = table.reshape(-1)[index.reshape(b, 1, -1) + self._flat_starts(b, c, h1 * w1)]
-        corners = corners.reshape(b, c, k, g + 1, g + 1)
-        sums = xp.diff(xp.diff(corners, 1, -1), 1, -2)  # box sums: 4-term corner differences
-        out = _cast(sums, torch.float32) * cell_scale  # (B, C, k, g, g)
+            flat = index.reshape(b, 1, -1) + self._flat_starts(b, c, h1 * w1)
+            np.take(table.reshape(-1), flat, out=corners.reshape(b, c, -1))
+        # box sums: the 4-term corner differences, as two differences
+        row_diff = xp.subtract(corners[..., 1:], corners[..., :-1], out=work.row_diff)
+        sums = xp.subtract(row_diff[..., 1:, :], row_diff[..., :-1, :], out=work.sums)
+        out = _cast(sums, torch.float32)  # a new array: the buffers are reused by the next call
+        xp.multiply(out, self._cell_scale(table, integral.scale), out=out)  # (B, C, k, g, g)
         if c == 1:
             return out.reshape(b, k, g, g)
         return out.swapaxes(1, 2).reshape(b, k * c, g, g)

@@ -176,9 +176,9 @@ class GlimpseVectorEnv(VectorEnv):
         else:
             rows = self._tensor(ids)
             assert self._integral is not None
-            self._integral.table[rows] = integral.table
-            self._labels = self._labels.index_put((rows,), labels)
-            self._locations = self._locations.index_put((rows,), start)
+            self._integral.table.index_copy_(0, rows, integral.table)
+            self._labels = self._labels.index_copy(0, rows, labels)
+            self._locations = self._locations.index_copy(0, rows, start)
         self._steps[ids] = 0
         self._ended[ids] = False
         self._sample_indices[ids] = episodes.sample_indices
@@ -192,7 +192,7 @@ class GlimpseVectorEnv(VectorEnv):
             self._canvases = torch.zeros(self.num_envs, h, w, dtype=torch.uint8, device=self.device)
             self._trail = torch.zeros(self.num_envs, self.config.n_glimpses + 1, 2, device=self.device)
         rows = self._tensor(ids)
-        self._canvases[rows] = canvases
+        self._canvases.index_copy_(0, rows, canvases)
 
     def _record_trail(self) -> None:
         if self._trail is not None:
