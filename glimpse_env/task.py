@@ -268,12 +268,12 @@ def check_labels(labels: Any, num_classes: int, num_envs: int | None = None) -> 
     """``labels`` as int64 in ``[0, num_classes)`` (shape ``()`` or ``(num_envs,)``), or a clear error."""
     array = np.asarray(labels)
     expected = () if num_envs is None else (num_envs,)
-    if array.shape != expected or not (np.issubdtype(array.dtype, np.integer) and array.dtype != np.bool_):
+    if array.shape != expected or array.dtype.kind not in "iu":  # signed or unsigned integers
         what = "an integer" if num_envs is None else f"{num_envs} integers, shape ({num_envs},)"
         raise ValueError(f"action['label'] must be {what} (a class index), got {labels!r}")
     flat = array.reshape(-1)
-    bad = np.flatnonzero((flat < 0) | (flat >= num_classes))
-    if bad.size:
+    if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
+        bad = np.flatnonzero((flat < 0) | (flat >= num_classes))
         where = "" if num_envs is None else f" of sub-environment {int(bad[0])}"
         raise ValueError(
             f"action['label']{where} is {int(flat[bad[0]])}, outside the {num_classes} classes "

@@ -312,17 +312,16 @@ class GlimpseVectorEnv(VectorEnv):
             self._locations = torch.where(self._tensor(ended).unsqueeze(1), self._locations, location)
         else:
             self._locations = location
-        correct = label == self._labels
-        if terminated.any():
-            reward = torch.where(terminated_t, correct.to(torch.float32), 0.0)
-        else:
-            reward = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
         done = np.flatnonzero(terminated)
         last: dict[str, Any] = {}  # what only the terminal step reveals
         if done.size:
+            correct = label == self._labels
+            reward = torch.where(terminated_t, correct.to(torch.float32), 0.0)
             self._put(last, "label", done, self._labels.cpu().numpy()[done])
             self._put(last, "prediction", done, label.cpu().numpy()[done])
             self._put(last, "correct", done, correct.cpu().numpy()[done])
+        else:
+            reward = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
         info: dict[str, Any] = {}
         if ended.any():
             self._restart(np.flatnonzero(ended), info)
