@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
@@ -40,7 +39,6 @@ _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 
-Variant = Literal["centred", "translated", "cluttered"]
 VARIANTS: tuple[str, ...] = ("centred", "translated", "cluttered")
 
 

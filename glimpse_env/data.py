@@ -31,13 +31,10 @@ import hashlib
 import os
 import zlib
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
-
-DatasetName = Literal["mnist", "fashion_mnist"]
-Split = Literal["train", "val", "test"]
 
 DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
