@@ -143,6 +143,10 @@ class Retina:
     Calling the retina on images ``(B, H, W)`` and locations ``(B, 2)`` returns
     ``(B, k, g, g)`` float32 in ``[0, 1]``; on images ``(B, C, H, W)`` it returns
     ``(B, k * C, g, g)`` ordered scale-major (all channels of scale 0, then of scale 1, ...).
+
+    A retina keeps its intermediate buffers between calls of the same batch shape (every
+    output is a new array), so one instance must not be called from two threads at once.
+    Its output carries no gradient: glimpses are observations, not a differentiable op.
     """
 
     def __init__(self, patch_size: int, n_scales: int = 1, scale_factor: int = 2) -> None:
