@@ -263,6 +263,7 @@ class Retina:
         xp = torch if isinstance(first, torch.Tensor) else np
         return xp.stack((first[:, 0], first[:, 1], first[:, 0] + sides, first[:, 1] + sides), -1)
 
+    @torch.no_grad()
     def integral(self, images: torch.Tensor) -> IntegralImage:
         """Integral images of ``(B, H, W)`` or ``(B, C, H, W)`` images, uint8 or float."""
         if images.dim() == 3:
@@ -280,6 +281,7 @@ class Retina:
         table = F.pad(images, (1, 0, 1, 0)).to(dtype).cumsum_(3).cumsum_(2)
         return IntegralImage(table, scale)
 
+    @torch.no_grad()
     def from_integral(self, integral: IntegralImage, locations: Array) -> Array:
         """Glimpses from integral images.
 

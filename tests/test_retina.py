@@ -132,3 +132,9 @@ def test_invalid_geometry_is_rejected(bad):
 def test_wrong_location_shape_is_rejected():
     with pytest.raises(ValueError, match=r"\(B, 2\)"):
         Retina(4)(torch.zeros(2, 8, 8), torch.zeros(3, 2))
+
+
+def test_images_that_require_grad_are_taken_as_data():
+    images = torch.rand(2, 16, 16, requires_grad=True)
+    out = Retina(4, 2, 2)(images, torch.zeros(2, 2))
+    assert out.shape == (2, 2, 4, 4) and not out.requires_grad
