@@ -281,7 +281,6 @@ class Retina:
         table = F.pad(images, (1, 0, 1, 0)).to(dtype).cumsum_(3).cumsum_(2)
         return IntegralImage(table, scale)
 
-    @torch.no_grad()
     def from_integral(self, integral: IntegralImage, locations: Array) -> Array:
         """Glimpses from integral images.
 

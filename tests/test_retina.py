@@ -136,5 +136,6 @@ def test_wrong_location_shape_is_rejected():
 
 def test_images_that_require_grad_are_taken_as_data():
     images = torch.rand(2, 16, 16, requires_grad=True)
-    out = Retina(4, 2, 2)(images, torch.zeros(2, 2))
+    locations = torch.zeros(2, 2, requires_grad=True)  # e.g. the mean of a policy, not detached
+    out = Retina(4, 2, 2)(images, locations)
     assert out.shape == (2, 2, 4, 4) and not out.requires_grad
