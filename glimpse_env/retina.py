@@ -123,6 +123,15 @@ def _cast(array: Array, dtype: torch.dtype) -> Array:
     return array.astype(_NUMPY_DTYPES[dtype])
 
 
+def _clamp_(array: Array, high: int) -> None:
+    """Clamp an integer array to ``[0, high]`` in place (``np.clip`` is slow on small arrays)."""
+    if isinstance(array, torch.Tensor):
+        array.clamp_(0, high)
+    else:
+        np.maximum(array, 0, out=array)
+        np.minimum(array, high, out=array)
+
+
 _NUMPY_DTYPES = {
     torch.int32: np.int32,
     torch.int64: np.int64,
@@ -302,8 +311,8 @@ class Retina:
         first = _cast(self.first_edges(locations, h1 - 1, w1 - 1), torch.int64)  # (B, 2, k)
         cols = xp.add(first[:, 0, :, None], const.steps, out=work.cols)
         rows = xp.add(first[:, 1, :, None], const.steps, out=work.rows)
-        xp.clip(cols, 0, w1 - 1, out=cols)  # clamped corners: outside the canvas counts zero
-        xp.clip(rows, 0, h1 - 1, out=rows)
+        _clamp_(cols, w1 - 1)  # clamped corners: outside the canvas counts zero
+        _clamp_(rows, h1 - 1)
         xp.multiply(rows, w1, out=rows)
         index = xp.add(rows[..., None], cols[..., None, :], out=work.index)  # (B, k, g+1, g+1)
         corners = work.corners
