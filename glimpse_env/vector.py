@@ -299,7 +299,8 @@ class GlimpseVectorEnv(VectorEnv):
         if self._integral is None:
             raise ResetNeeded("call reset() before step()")
         ended = self._ended
-        if ended.any() and self.autoreset_mode == AutoresetMode.DISABLED:
+        any_ended = bool(ended.any())
+        if any_ended and self.autoreset_mode == AutoresetMode.DISABLED:
             raise ResetNeeded(
                 f"sub-environments {np.flatnonzero(ended)[:10].tolist()} have terminated and autoreset is "
                 f"disabled: reset them with reset(options={{'reset_mask': mask}})"
@@ -308,7 +309,7 @@ class GlimpseVectorEnv(VectorEnv):
         self._steps += stepping
         terminated = stepping & (self._steps >= self.config.n_glimpses)
         terminated_t = self._tensor(terminated)
-        if ended.any():  # those sub-environments ended last step: they ignore their action
+        if any_ended:  # those sub-environments ended last step: they ignore their action
             self._locations = torch.where(self._tensor(ended).unsqueeze(1), self._locations, location)
         else:
             self._locations = location
@@ -323,7 +324,7 @@ class GlimpseVectorEnv(VectorEnv):
         else:
             reward = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
         info: dict[str, Any] = {}
-        if ended.any():
+        if any_ended:
             self._restart(np.flatnonzero(ended), info)
         obs = self._observe()
         if done.size and self.autoreset_mode == AutoresetMode.SAME_STEP:
