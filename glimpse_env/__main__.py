@@ -19,10 +19,12 @@ from glimpse_env.data import load_split
 from glimpse_env.registration import ENV_SPECS
 
 
-def run(env_id: str, episodes: int, seed: int, render: Path | None) -> dict[str, float]:
+def run(
+    env_id: str, episodes: int, seed: int, render: Path | None, data_dir: Path | None = None
+) -> dict[str, float]:
     """Random-policy and told-the-answer accuracies of ``env_id`` on its test split."""
-    env = gym.make(env_id, split="test", render_mode="rgb_array" if render else None)
-    labels = load_split(env.unwrapped.config.dataset, "test").labels.numpy()
+    env = gym.make(env_id, split="test", render_mode="rgb_array" if render else None, data_dir=data_dir)
+    labels = load_split(env.unwrapped.config.dataset, "test", data_dir).labels.numpy()
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
     env.reset(seed=seed)
@@ -61,6 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=500, help="test episodes per policy")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--render", type=Path, default=None, help="save a PNG of one episode here")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="data folder (default: $GLIMPSE_DATA_DIR, else the cache)"
+    )
     args = parser.parse_args(argv)
     chosen = [args.env_id] if args.env_id else ids
     print(f"{'id':32s} {'random acc':>10s} {'told acc':>9s} {'steps/s':>9s}  reproduces")
@@ -70,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         render = None
         if args.render is not None:
             render = args.render if len(chosen) == 1 else args.render.with_name(f"{spec.env_id}.png")
-        result = run(spec.env_id, args.episodes, args.seed, render)
+        result = run(spec.env_id, args.episodes, args.seed, render, args.data_dir)
         print(
             f"{spec.env_id:32s} {result['random']:10.3f} {result['told']:9.3f} "
             f"{result['steps_per_s']:9.0f}  {spec.reproduces}"
