@@ -120,8 +120,13 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
 
     ## Vectorized environment
 
-    Batched stepping of many episodes lives in the native vector environment; see the
-    package README.
+    Every id registers :class:`~glimpse_env.vector.GlimpseVectorEnv` as its
+    ``vector_entry_point``: ``N`` episodes stepped as one batch of tensor operations with the
+    same canvases, glimpses and rewards as this class (sub-environment ``j`` reset with
+    ``options={"indices": idx}`` equals this environment reset with ``index=idx[j]``)::
+
+        envs = gym.make_vec("GlimpseMNIST-Cluttered-v0", num_envs=256,
+                            vectorization_mode="vector_entry_point")
 
     ## Version History
 
