@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import cast
 
 import gymnasium as gym
 import numpy as np
 
 from glimpse_env.data import load_split
+from glimpse_env.env import GlimpseEnv
 from glimpse_env.registration import ENV_SPECS
 
 
@@ -24,7 +26,8 @@ def run(
 ) -> dict[str, float]:
     """Random-policy and told-the-answer accuracies of ``env_id`` on its test split."""
     env = gym.make(env_id, split="test", render_mode="rgb_array" if render else None, data_dir=data_dir)
-    labels = load_split(env.unwrapped.config.dataset, "test", data_dir).labels.numpy()
+    dataset = cast(GlimpseEnv, env.unwrapped).config.dataset
+    labels = load_split(dataset, "test", data_dir).labels.numpy()
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
     env.reset(seed=seed)
@@ -47,7 +50,9 @@ def run(
             from PIL import Image
 
             render.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(env.render()).save(render)
+            frame = env.render()
+            assert isinstance(frame, np.ndarray)
+            Image.fromarray(frame).save(render)
     elapsed = time.perf_counter() - start
     return {
         "random": scores["random"] / episodes,

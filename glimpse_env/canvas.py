@@ -42,7 +42,7 @@ _SPLIT_CODES = {"train": 1, "val": 2, "test": 3}
 VARIANTS: tuple[str, ...] = ("centred", "translated", "cluttered")
 
 
-def splitmix64(x: np.ndarray) -> np.ndarray:
+def splitmix64(x: np.ndarray | np.uint64) -> np.ndarray:
     """SplitMix64 finaliser of ``x + golden`` (uint64, element-wise, wrapping arithmetic)."""
     with np.errstate(over="ignore"):
         z = np.asarray(x, dtype=np.uint64) + _GOLDEN

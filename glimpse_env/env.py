@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, SupportsFloat
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -133,7 +133,7 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     - v0: initial release.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 2}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}  # noqa: RUF012 - Gymnasium's convention
 
     def __init__(
         self,
@@ -174,8 +174,8 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
         self.task = GlimpseTask(config, data_dir=data_dir, device="cpu")
         self.config = config
         self.render_mode = render_mode
-        self.observation_space = observation_space(config)
-        self.action_space = action_space(config)
+        self.observation_space = observation_space(config)  # type: ignore[assignment]
+        self.action_space = action_space(config)  # type: ignore[assignment]
         self._retina = self.task.retina
         self._integral: IntegralImage | None = None
         self._canvas: np.ndarray | None = None
@@ -194,6 +194,7 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     def _observe(self, location: np.ndarray) -> ObsType:
         assert self._integral is not None
         glimpse = self._retina.from_integral(self._integral, location.reshape(1, 2))
+        assert isinstance(glimpse, np.ndarray)  # numpy table and location: numpy glimpse
         return {"glimpse": glimpse[0], "location": location}
 
     def reset(

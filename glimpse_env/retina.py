@@ -99,7 +99,7 @@ class _Work(NamedTuple):
 
     cols: Array  # (B, k, g + 1) int64: column edges, clamped
     rows: Array  # (B, k, g + 1) int64: row edges, clamped, times the row stride
-    index: Array  # (B, k, g + 1, g + 1) int64: flat index of every cell corner
+    flat_index: Array  # (B, k, g + 1, g + 1) int64: flat index of every cell corner
     corners: Array  # (B, C, k, g + 1, g + 1): the integral image at the corners
     row_diff: Array  # (B, C, k, g + 1, g): differences along columns
     sums: Array  # (B, C, k, g, g): box sums
@@ -174,15 +174,19 @@ class Retina:
         self.cell_sizes: tuple[int, ...] = tuple(scale_factor**i for i in range(n_scales))
         #: patch side of each scale in pixels, ``g * s**i``
         self.patch_sides: tuple[int, ...] = tuple(patch_size * b for b in self.cell_sizes)
-        self._constants: dict[tuple[object, ...], object] = {}
+        # per device (and canvas size / batch shape): constants and reused work buffers
+        self._geometries: dict[tuple[object, ...], _Geometry] = {}
+        self._works: dict[tuple[object, ...], _Work] = {}
+        self._cell_scales: dict[tuple[object, ...], Array] = {}
+        self._starts: dict[tuple[int, ...], np.ndarray] = {}
 
     def __repr__(self) -> str:
         g, k, s = self.config
         return f"Retina(patch_size={g}, n_scales={k}, scale_factor={s})"
 
     def _geometry(self, like: Array, height: int, width: int) -> _Geometry:
-        key = ("geometry", _device_key(like), height, width)
-        found = self._constants.get(key)
+        key = (_device_key(like), height, width)
+        found = self._geometries.get(key)
         if found is None:
             cells = np.array(self.cell_sizes, dtype=np.int64)[:, None]
             steps = np.arange(self.patch_size + 1, dtype=np.int64)[None, :]
@@ -191,16 +195,16 @@ class Retina:
                 steps=_like(steps * cells, like),
                 half=_like(np.array([width / 2, height / 2]), like),
             )
-            self._constants[key] = found
-        return found  # type: ignore[return-value]
+            self._geometries[key] = found
+        return found
 
     def _work(self, table: Array) -> _Work:
         """Buffers for ``table``'s batch shape; the last shape per device and dtype is kept."""
         b, c = table.shape[:2]
         g, k = self.patch_size, self.n_scales
-        key = ("work", _device_key(table), table.dtype)
-        found = self._constants.get(key)
-        if found is None or found.sums.shape != (b, c, k, g, g):  # type: ignore[union-attr]
+        key = (_device_key(table), table.dtype)
+        found = self._works.get(key)
+        if found is None or tuple(found.sums.shape) != (b, c, k, g, g):
 
             def empty(shape: tuple[int, ...], dtype: torch.dtype) -> Array:
                 if isinstance(table, torch.Tensor):
@@ -211,33 +215,33 @@ class Retina:
             found = _Work(
                 cols=empty((b, k, g + 1), torch.int64),
                 rows=empty((b, k, g + 1), torch.int64),
-                index=empty((b, k, g + 1, g + 1), torch.int64),
+                flat_index=empty((b, k, g + 1, g + 1), torch.int64),
                 corners=empty((b, c, k, g + 1, g + 1), dtype),
                 row_diff=empty((b, c, k, g + 1, g), dtype),
                 sums=empty((b, c, k, g, g), dtype),
             )
-            self._constants[key] = found
-        return found  # type: ignore[return-value]
+            self._works[key] = found
+        return found
 
     def _cell_scale(self, table: Array, scale: float) -> Array:
         """``(1, 1, k, 1, 1)`` float32: ``scale / s**(2i)``, box sum -> cell mean."""
-        key = ("cell_scale", _device_key(table), scale)
-        found = self._constants.get(key)
+        key = (_device_key(table), scale)
+        found = self._cell_scales.get(key)
         if found is None:
             cells = np.array(self.cell_sizes, dtype=np.float64)
             value = (scale / (cells * cells)).reshape(1, 1, -1, 1, 1)
             found = _cast(_like(value, table), torch.float32)
-            self._constants[key] = found
-        return found  # type: ignore[return-value]
+            self._cell_scales[key] = found
+        return found
 
     def _flat_starts(self, batch: int, channels: int, size: int) -> np.ndarray:
         """``(B, C, 1)`` int64: where image ``b``, channel ``c`` starts in a flattened numpy table."""
-        key = ("starts", batch, channels, size)
-        found = self._constants.get(key)
+        key = (batch, channels, size)
+        found = self._starts.get(key)
         if found is None:
             found = (np.arange(batch * channels, dtype=np.int64) * size).reshape(batch, channels, 1)
-            self._constants[key] = found
-        return found  # type: ignore[return-value]
+            self._starts[key] = found
+        return found
 
     def first_edges(self, locations: Array, height: int, width: int) -> Array:
         """First column and row of every scale: ``(B, 2, k)`` float64 holding integers.
@@ -304,8 +308,7 @@ class Retina:
         table = integral.table
         b, c, h1, w1 = table.shape
         g, k = self.patch_size, self.n_scales
-        is_torch = isinstance(table, torch.Tensor)
-        xp = torch if is_torch else np
+        xp = torch if isinstance(table, torch.Tensor) else np
         const = self._geometry(table, h1 - 1, w1 - 1)
         work = self._work(table)
         first = _cast(self.first_edges(locations, h1 - 1, w1 - 1), torch.int64)  # (B, 2, k)
@@ -314,15 +317,16 @@ class Retina:
         _clamp_(cols, w1 - 1)  # clamped corners: outside the canvas counts zero
         _clamp_(rows, h1 - 1)
         xp.multiply(rows, w1, out=rows)
-        index = xp.add(rows[..., None], cols[..., None, :], out=work.index)  # (B, k, g+1, g+1)
+        index = xp.add(rows[..., None], cols[..., None, :], out=work.flat_index)  # (B, k, g+1, g+1)
         corners = work.corners
-        if is_torch:
+        if isinstance(table, torch.Tensor):
+            assert isinstance(index, torch.Tensor) and isinstance(corners, torch.Tensor)
             torch.gather(
                 table.view(b, c, -1), 2, index.view(b, 1, -1).expand(b, c, -1), out=corners.view(b, c, -1)
             )
         else:
             flat = index.reshape(b, 1, -1) + self._flat_starts(b, c, h1 * w1)
-            np.take(table.reshape(-1), flat, out=corners.reshape(b, c, -1))
+            np.take(table.reshape(-1), flat, out=corners.reshape(b, c, -1))  # type: ignore[arg-type,type-var]
         # box sums: the 4-term corner differences, as two differences
         row_diff = xp.subtract(corners[..., 1:], corners[..., :-1], out=work.row_diff)
         sums = xp.subtract(row_diff[..., 1:, :], row_diff[..., :-1, :], out=work.sums)
@@ -339,4 +343,6 @@ class Retina:
                 f"locations must be (B, 2) with B = {images.shape[0]} images, "
                 f"got shape {tuple(locations.shape)}"
             )
-        return self.from_integral(self.integral(images), locations)
+        glimpses = self.from_integral(self.integral(images), locations)
+        assert isinstance(glimpses, torch.Tensor)
+        return glimpses

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -13,6 +13,7 @@ from gymnasium.vector.utils import batch_space
 
 from glimpse_env.env import ObsType, action_space, observation_space
 from glimpse_env.render import draw_glimpses
+from glimpse_env.retina import IntegralImage
 from glimpse_env.task import GlimpseTask, check_labels, check_locations, make_config, split_action
 
 __all__ = ["GlimpseVectorEnv", "TensorObs", "TensorStep"]
@@ -112,7 +113,7 @@ class GlimpseVectorEnv(VectorEnv):
     - v0: initial release.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
+    metadata = {  # noqa: RUF012 - Gymnasium's convention: a class attribute
         "render_modes": ["rgb_array"],
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
@@ -142,7 +143,7 @@ class GlimpseVectorEnv(VectorEnv):
         self.device = self.task.device
         self.num_envs = int(num_envs)
         self.autoreset_mode = mode
-        self.metadata = {**type(self).metadata, "autoreset_mode": mode}
+        self.metadata = {**type(self).metadata, "autoreset_mode": mode}  # type: ignore[misc]
         self.render_mode = render_mode
         self.single_observation_space = observation_space(config)
         self.single_action_space = action_space(config)
@@ -152,7 +153,7 @@ class GlimpseVectorEnv(VectorEnv):
 
         n, dev = self.num_envs, self.device
         self._all = np.arange(n)
-        self._integral = None  # IntegralImage of the N current canvases, made at reset
+        self._integral: IntegralImage | None = None  # of the N current canvases, made at reset
         self._labels = torch.zeros(n, dtype=torch.int64, device=dev)
         self._locations = torch.zeros(n, 2, dtype=torch.float32, device=dev)
         self._steps = np.zeros(n, dtype=np.int64)
@@ -176,7 +177,9 @@ class GlimpseVectorEnv(VectorEnv):
         else:
             rows = self._tensor(ids)
             assert self._integral is not None
-            self._integral.table.index_copy_(0, rows, integral.table)
+            table, new = self._integral.table, integral.table
+            assert isinstance(table, torch.Tensor) and isinstance(new, torch.Tensor)
+            table.index_copy_(0, rows, new)
             self._labels = self._labels.index_copy(0, rows, labels)
             self._locations = self._locations.index_copy(0, rows, start)
         self._steps[ids] = 0
@@ -202,7 +205,9 @@ class GlimpseVectorEnv(VectorEnv):
     def _observe(self) -> TensorObs:
         assert self._integral is not None
         self._record_trail()
-        return TensorObs(self.retina.from_integral(self._integral, self._locations), self._locations.clone())
+        glimpse = self.retina.from_integral(self._integral, self._locations)
+        assert isinstance(glimpse, torch.Tensor)
+        return TensorObs(glimpse, self._locations.clone())
 
     # ------------------------------------------------------------------ reset
     def reset_tensors(
