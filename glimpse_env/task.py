@@ -252,7 +252,7 @@ def check_locations(locations: Any, num_envs: int | None = None) -> np.ndarray:
     expected = (2,) if num_envs is None else (num_envs, 2)
     if array.shape != expected:
         raise ValueError(f"action['location'] must have shape {expected} (x, y), got shape {array.shape}")
-    if not (np.abs(array) <= 1.0).all():
+    if not (array.min() >= -1.0 and array.max() <= 1.0):  # NaN fails both comparisons
         rows = array.reshape(-1, 2)
         bad = int(np.flatnonzero(~(np.abs(rows) <= 1.0).all(axis=1))[0])
         where = "" if num_envs is None else f" of sub-environment {bad}"

@@ -153,6 +153,8 @@ class GlimpseVectorEnv(VectorEnv):
 
         n, dev = self.num_envs, self.device
         self._all = np.arange(n)
+        self._everyone = np.ones(n, dtype=np.bool_)  # template of Gymnasium's "_key" info masks
+        self._none = np.zeros(0, dtype=np.int64)
         self._integral: IntegralImage | None = None  # of the N current canvases, made at reset
         self._labels = torch.zeros(n, dtype=torch.int64, device=dev)
         self._locations = torch.zeros(n, 2, dtype=torch.float32, device=dev)
@@ -318,7 +320,7 @@ class GlimpseVectorEnv(VectorEnv):
             self._locations = torch.where(self._tensor(ended).unsqueeze(1), self._locations, location)
         else:
             self._locations = location
-        done = np.flatnonzero(terminated)
+        done = np.flatnonzero(terminated) if terminated.any() else self._none
         last: dict[str, Any] = {}  # what only the terminal step reveals
         if done.size:
             correct = label == self._labels
@@ -367,12 +369,11 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _base_info(self, obs: TensorObs) -> dict[str, Any]:
         """``location`` and ``step`` of every sub-environment (with Gymnasium's ``_key`` masks)."""
-        everyone = np.ones(self.num_envs, dtype=np.bool_)
         return {
             "location": obs.location.cpu().numpy().copy(),
-            "_location": everyone,
+            "_location": self._everyone.copy(),
             "step": self._steps.copy(),
-            "_step": everyone.copy(),
+            "_step": self._everyone.copy(),
         }
 
     def _put(self, info: dict[str, Any], key: str, ids: np.ndarray, values: np.ndarray) -> None:
