@@ -343,7 +343,7 @@ class GlimpseVectorEnv(VectorEnv):
             self._ended = np.zeros(self.num_envs, dtype=np.bool_)
         else:
             info.update(last)
-            self._ended = terminated
+            self._ended = terminated.copy()  # the caller gets `terminated`; our state is ours
         info.update(self._base_info(obs))
         truncated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         return TensorStep(obs, reward, terminated_t, truncated, info)

@@ -156,6 +156,21 @@ def test_next_step_autoreset():
     assert info["_index"].all()
 
 
+def test_returned_arrays_are_not_changed_by_later_steps():
+    envs = make_vec("GlimpseMNIST-v0", 3, n_glimpses=1)
+    envs.reset(seed=0)
+    actions = random_actions(np.random.default_rng(0), 3, 3)
+    obs, reward, terminated, _truncated, info = envs.step(actions[0])
+    kept = [a.copy() for a in (obs["glimpse"], obs["location"], reward, terminated, info["step"])]
+    envs.step(actions[1])  # next-step autoreset of every sub-environment
+    envs.step(actions[2])
+    for before, now in zip(
+        kept, (obs["glimpse"], obs["location"], reward, terminated, info["step"]), strict=True
+    ):
+        np.testing.assert_array_equal(before, now)
+    assert terminated.all()
+
+
 def test_same_step_autoreset():
     kwargs = {"n_glimpses": 2, "split": "test"}
     same = make_vec("GlimpseMNIST-Cluttered-v0", 4, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
