@@ -231,7 +231,7 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
                 + ("no episode has started" if self._integral is None else "the episode has terminated")
             )
         raw_location, raw_label = split_action(action)
-        location = check_locations(raw_location)
+        location = check_locations(raw_location).copy()  # never alias the caller's array
         label = int(check_labels(raw_label, self.task.num_classes))
         self._t += 1
         self._trail.append(location)

@@ -240,6 +240,14 @@ def test_bad_actions_are_rejected(action, error, message):
     env.step({"location": GOOD_LOCATION, "label": 1})
 
 
+def test_observation_does_not_alias_the_action():
+    env = _started()
+    location = np.array([0.5, 0.5], dtype=np.float32)
+    obs, *_ = env.step({"location": location, "label": 1})
+    location[:] = -1.0  # the caller reuses its buffer
+    np.testing.assert_array_equal(obs["location"], [0.5, 0.5])
+
+
 def test_step_before_reset():
     env = GlimpseEnv()
     with pytest.raises(ResetNeeded, match="reset"):
