@@ -159,7 +159,6 @@ class GlimpseVectorEnv(VectorEnv):
         self._labels = torch.zeros(n, dtype=torch.int64, device=dev)
         self._locations = torch.zeros(n, 2, dtype=torch.float32, device=dev)
         self._steps = np.zeros(n, dtype=np.int64)
-        self._sample_indices = np.full(n, -1, dtype=np.int64)
         self._ended = np.zeros(n, dtype=np.bool_)  # terminated, not yet reset
         self._canvases: torch.Tensor | None = None  # kept for rendering only
         self._trail: torch.Tensor | None = None  # (N, T + 1, 2), for rendering only
@@ -186,7 +185,6 @@ class GlimpseVectorEnv(VectorEnv):
             self._locations = self._locations.index_copy(0, rows, start)
         self._steps[ids] = 0
         self._ended[ids] = False
-        self._sample_indices[ids] = episodes.sample_indices
         if self.render_mode is not None:
             self._record_canvases(ids, canvases)
         return episodes.sample_indices
