@@ -97,8 +97,8 @@ class _Geometry(NamedTuple):
 class _Work(NamedTuple):
     """Reused buffers of one batch shape: a glimpse allocates nothing big but its output."""
 
-    cols: Array  # (B, k, g + 1) int64: column edges, clamped
-    rows: Array  # (B, k, g + 1) int64: row edges, clamped, times the row stride
+    first: Array  # (B, 2, k) float64: first column and row of every scale
+    edges: Array  # (B, 2, k, g + 1) int64: column and row edges, clamped
     flat_index: Array  # (B, k, g + 1, g + 1) int64: flat index of every cell corner
     corners: Array  # (B, C, k, g + 1, g + 1): the integral image at the corners
     row_diff: Array  # (B, C, k, g + 1, g): differences along columns
@@ -213,8 +213,8 @@ class Retina:
 
             dtype = table.dtype if isinstance(table, torch.Tensor) else _TORCH_DTYPES[table.dtype.type]
             found = _Work(
-                cols=empty((b, k, g + 1), torch.int64),
-                rows=empty((b, k, g + 1), torch.int64),
+                first=empty((b, 2, k), torch.float64),
+                edges=empty((b, 2, k, g + 1), torch.int64),
                 flat_index=empty((b, k, g + 1, g + 1), torch.int64),
                 corners=empty((b, c, k, g + 1, g + 1), dtype),
                 row_diff=empty((b, c, k, g + 1, g), dtype),
@@ -243,17 +243,19 @@ class Retina:
             self._starts[key] = found
         return found
 
-    def first_edges(self, locations: Array, height: int, width: int) -> Array:
+    def first_edges(self, locations: Array, height: int, width: int, *, out: Array | None = None) -> Array:
         """First column and row of every scale: ``(B, 2, k)`` float64 holding integers.
 
         ``[:, 0, i]`` is ``c_0`` and ``[:, 1, i]`` is ``r_0`` of scale ``i`` (see the module
-        docstring), unclamped. ``locations`` is ``(B, 2)``, torch or numpy.
+        docstring), unclamped. ``locations`` is ``(B, 2)``, torch or numpy; ``out``, if
+        given, is a float64 array of the result's shape and kind to write into.
         """
         const = self._geometry(locations, height, width)
         xp = torch if isinstance(locations, torch.Tensor) else np
         # float32 locations promote exactly to float64 here (half is float64)
         centre = const.half + locations * const.half  # (B, 2) = (p_x, p_y)
-        return xp.floor(centre[:, :, None] + const.first)
+        first = xp.add(centre[:, :, None], const.first, out=out)
+        return xp.floor(first, out=first)
 
     def edges(self, locations: Array, height: int, width: int) -> Array:
         """Unclamped pixel edges of every cell: ``(B, 2, k, g + 1)`` float64 holding integers.
@@ -308,33 +310,52 @@ class Retina:
         table = integral.table
         b, c, h1, w1 = table.shape
         g, k = self.patch_size, self.n_scales
-        xp = torch if isinstance(table, torch.Tensor) else np
         const = self._geometry(table, h1 - 1, w1 - 1)
         work = self._work(table)
-        first = _cast(self.first_edges(locations, h1 - 1, w1 - 1), torch.int64)  # (B, 2, k)
-        cols = xp.add(first[:, 0, :, None], const.steps, out=work.cols)
-        rows = xp.add(first[:, 1, :, None], const.steps, out=work.rows)
-        _clamp_(cols, w1 - 1)  # clamped corners: outside the canvas counts zero
-        _clamp_(rows, h1 - 1)
-        xp.multiply(rows, w1, out=rows)
-        index = xp.add(rows[..., None], cols[..., None, :], out=work.flat_index)  # (B, k, g+1, g+1)
+        is_torch = isinstance(table, torch.Tensor)
+        xp = torch if is_torch else np
+        if is_torch and locations.requires_grad:  # e.g. a policy's mean: taken as data
+            locations = locations.detach()
+        # first edge of every scale (see first_edges), then all g + 1 edges, clamped to the
+        # table: clamped corners make pixels outside the canvas count as zero
+        first = self.first_edges(locations, h1 - 1, w1 - 1, out=work.first)  # (B, 2, k)
+        edges = xp.add(_cast(first, torch.int64)[..., None], const.steps, out=work.edges)  # (B, 2, k, g+1)
+        if h1 == w1:
+            _clamp_(edges, w1 - 1)
+        else:
+            _clamp_(edges[:, 0], w1 - 1)
+            _clamp_(edges[:, 1], h1 - 1)
+        cols, rows = edges[:, 0, :, None, :], edges[:, 1, :, :, None]
+        index = work.flat_index  # (B, k, g+1, g+1): row * (W + 1) + column
         corners = work.corners
-        if isinstance(table, torch.Tensor):
+        if is_torch:
             assert isinstance(index, torch.Tensor) and isinstance(corners, torch.Tensor)
+            torch.add(cols, rows, alpha=w1, out=index)
             torch.gather(
                 table.view(b, c, -1), 2, index.view(b, 1, -1).expand(b, c, -1), out=corners.view(b, c, -1)
             )
         else:
+            np.multiply(rows, w1, out=index)
+            np.add(index, cols, out=index)
             flat = index.reshape(b, 1, -1) + self._flat_starts(b, c, h1 * w1)
             np.take(table.reshape(-1), flat, out=corners.reshape(b, c, -1))  # type: ignore[arg-type,type-var]
         # box sums: the 4-term corner differences, as two differences
         row_diff = xp.subtract(corners[..., 1:], corners[..., :-1], out=work.row_diff)
         sums = xp.subtract(row_diff[..., 1:, :], row_diff[..., :-1, :], out=work.sums)
-        out = _cast(sums, torch.float32)  # a new array: the buffers are reused by the next call
-        xp.multiply(out, self._cell_scale(table, integral.scale), out=out)  # (B, C, k, g, g)
+        # cell means as a new float32 array (the buffers are reused by the next call)
+        out = self._to_means(sums, integral.scale)  # (B, C, k, g, g)
         if c == 1:
             return out.reshape(b, k, g, g)
         return out.swapaxes(1, 2).reshape(b, k * c, g, g)
+
+    def _to_means(self, sums: Array, scale: float) -> Array:
+        """Box sums -> float32 cell means: ``float32(sum) * float32(scale / s**(2i))``."""
+        cell_scale = self._cell_scale(sums, scale)
+        if isinstance(sums, torch.Tensor):
+            if sums.is_floating_point():  # float64 sums: round to float32 first
+                return sums.to(torch.float32).mul_(cell_scale)
+            return torch.mul(sums, cell_scale)  # integer x float32: computed in float32
+        return np.multiply(sums, cell_scale, dtype=np.float32)
 
     def __call__(self, images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
         """Glimpses of ``images`` ``(B, H, W)`` / ``(B, C, H, W)`` at ``locations`` ``(B, 2)``."""
