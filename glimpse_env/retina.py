@@ -278,22 +278,48 @@ class Retina:
         xp = torch if isinstance(first, torch.Tensor) else np
         return xp.stack((first[:, 0], first[:, 1], first[:, 0] + sides, first[:, 1] + sides), -1)
 
+    @staticmethod
+    def table_type(image_dtype: torch.dtype, height: int, width: int) -> tuple[torch.dtype, float]:
+        """``(dtype, scale)`` of the integral image of ``height x width`` images of ``image_dtype``.
+
+        Exact sums: int32 for uint8 images (int64 beyond 8 million pixels), float64 for float
+        images; ``scale`` turns a pixel mean into ``[0, 1]``.
+        """
+        if image_dtype == torch.uint8:
+            fits32 = (height + 1) * (width + 1) <= _INT32_EXACT_PIXELS
+            return (torch.int32 if fits32 else torch.int64), 1.0 / 255.0
+        if image_dtype.is_floating_point:
+            return torch.float64, 1.0
+        raise TypeError(f"images must be uint8 or floating point, got {image_dtype}")
+
     @torch.no_grad()
-    def integral(self, images: torch.Tensor) -> IntegralImage:
-        """Integral images of ``(B, H, W)`` or ``(B, C, H, W)`` images, uint8 or float."""
+    def integral(self, images: torch.Tensor, *, out: torch.Tensor | None = None) -> IntegralImage:
+        """Integral images of ``(B, H, W)`` or ``(B, C, H, W)`` images, uint8 or float.
+
+        ``out``, if given, is the ``(B, C, H + 1, W + 1)`` tensor of :meth:`table_type`'s
+        dtype to build the tables in (a buffer kept across calls: a fresh multi-megabyte
+        table per call costs more in page faults than the sums themselves).
+        """
         if images.dim() == 3:
             images = images.unsqueeze(1)
         if images.dim() != 4:
             raise ValueError(f"images must be (B, H, W) or (B, C, H, W), got shape {tuple(images.shape)}")
-        height, width = images.shape[-2:]
-        if images.dtype == torch.uint8:
-            fits32 = (height + 1) * (width + 1) <= _INT32_EXACT_PIXELS
-            dtype, scale = (torch.int32 if fits32 else torch.int64), 1.0 / 255.0
-        elif images.is_floating_point():
-            dtype, scale = torch.float64, 1.0
+        b, c, height, width = images.shape
+        dtype, scale = self.table_type(images.dtype, height, width)
+        if out is None:
+            table = F.pad(images, (1, 0, 1, 0)).to(dtype)
         else:
-            raise TypeError(f"images must be uint8 or floating point, got {images.dtype}")
-        table = F.pad(images, (1, 0, 1, 0)).to(dtype).cumsum_(3).cumsum_(2)
+            shape = (b, c, height + 1, width + 1)
+            if tuple(out.shape) != shape or out.dtype != dtype or out.device != images.device:
+                raise ValueError(
+                    f"out must be a {dtype} tensor of shape {shape} on {images.device}, "
+                    f"got {out.dtype} {tuple(out.shape)} on {out.device}"
+                )
+            table = out
+            table[:, :, 0].zero_()
+            table[:, :, 1:, 0].zero_()
+            table[:, :, 1:, 1:].copy_(images)
+        table.cumsum_(3).cumsum_(2)
         return IntegralImage(table, scale)
 
     def from_integral(self, integral: IntegralImage, locations: Array) -> Array:
@@ -312,9 +338,8 @@ class Retina:
         g, k = self.patch_size, self.n_scales
         const = self._geometry(table, h1 - 1, w1 - 1)
         work = self._work(table)
-        is_torch = isinstance(table, torch.Tensor)
-        xp = torch if is_torch else np
-        if is_torch and locations.requires_grad:  # e.g. a policy's mean: taken as data
+        xp = torch if isinstance(table, torch.Tensor) else np
+        if isinstance(locations, torch.Tensor) and locations.requires_grad:  # e.g. a policy's mean
             locations = locations.detach()
         # first edge of every scale (see first_edges), then all g + 1 edges, clamped to the
         # table: clamped corners make pixels outside the canvas count as zero
@@ -328,13 +353,15 @@ class Retina:
         cols, rows = edges[:, 0, :, None, :], edges[:, 1, :, :, None]
         index = work.flat_index  # (B, k, g+1, g+1): row * (W + 1) + column
         corners = work.corners
-        if is_torch:
+        if isinstance(table, torch.Tensor):
             assert isinstance(index, torch.Tensor) and isinstance(corners, torch.Tensor)
+            assert isinstance(cols, torch.Tensor) and isinstance(rows, torch.Tensor)
             torch.add(cols, rows, alpha=w1, out=index)
             torch.gather(
                 table.view(b, c, -1), 2, index.view(b, 1, -1).expand(b, c, -1), out=corners.view(b, c, -1)
             )
         else:
+            assert isinstance(index, np.ndarray)
             np.multiply(rows, w1, out=index)
             np.add(index, cols, out=index)
             flat = index.reshape(b, 1, -1) + self._flat_starts(b, c, h1 * w1)
@@ -352,6 +379,7 @@ class Retina:
         """Box sums -> float32 cell means: ``float32(sum) * float32(scale / s**(2i))``."""
         cell_scale = self._cell_scale(sums, scale)
         if isinstance(sums, torch.Tensor):
+            assert isinstance(cell_scale, torch.Tensor)
             if sums.is_floating_point():  # float64 sums: round to float32 first
                 return sums.to(torch.float32).mul_(cell_scale)
             return torch.mul(sums, cell_scale)  # integer x float32: computed in float32

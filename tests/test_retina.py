@@ -94,6 +94,21 @@ def test_uint8_integral_is_exact_on_large_canvas():
     assert torch.equal(out, torch.ones_like(out))
 
 
+def test_integral_into_a_reused_buffer_equals_a_fresh_one():
+    retina = Retina(4, 2, 2)
+    images = torch.randint(0, 256, (3, 9, 11), dtype=torch.uint8)
+    fresh = retina.integral(images)
+    buffer = torch.full((3, 1, 10, 12), 12345, dtype=torch.int32)  # stale values, border included
+    reused = retina.integral(images, out=buffer)
+    assert reused.table is buffer and torch.equal(buffer, fresh.table) and reused.scale == fresh.scale
+    locations = torch.tensor([[0.1, -0.7], [1.0, 1.0], [-0.3, 0.2]])
+    assert torch.equal(retina.from_integral(reused, locations), retina.from_integral(fresh, locations))
+    with pytest.raises(ValueError, match=r"out must be a torch.int32 tensor of shape \(3, 1, 10, 12\)"):
+        retina.integral(images, out=torch.zeros(3, 1, 10, 12, dtype=torch.int64))
+    with pytest.raises(ValueError, match="out must be"):
+        retina.integral(images, out=torch.zeros(2, 1, 10, 12, dtype=torch.int32))
+
+
 def test_outside_the_canvas_reads_zero_and_corners_are_half_covered():
     retina = Retina(4, 1, 1)
     images = torch.full((1, 8, 8), 255, dtype=torch.uint8)
