@@ -46,7 +46,7 @@ most of the cost.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import Any, NamedTuple, Union
 
 import numpy as np
 import torch
@@ -94,15 +94,31 @@ class _Geometry(NamedTuple):
     half: Array  # (2,) float64: (W / 2, H / 2)
 
 
-class _Work(NamedTuple):
-    """Reused buffers of one batch shape: a glimpse allocates nothing big but its output."""
+class _Plan(NamedTuple):
+    """Everything a glimpse of one table shape needs, made once and reused by every call.
 
-    first: Array  # (B, 2, k) float64: first column and row of every scale
-    edges: Array  # (B, 2, k, g + 1) int64: column and row edges, clamped
-    flat_index: Array  # (B, k, g + 1, g + 1) int64: flat index of every cell corner
-    corners: Array  # (B, C, k, g + 1, g + 1): the integral image at the corners
-    row_diff: Array  # (B, C, k, g + 1, g): differences along columns
-    sums: Array  # (B, C, k, g, g): box sums
+    The buffers (and the views of them that the operations read and write) mean a glimpse
+    allocates nothing but its output; a new table shape, kind or scale makes a new plan.
+    Arrays are of the table's kind (torch on its device, or numpy), hence typed ``Any``.
+    """
+
+    key: tuple[object, ...]  # (kind/device, dtype, table shape, scale)
+    geometry: _Geometry
+    first: Any  # (B, 2, k) float64: first column and row of every scale
+    first_int: Any  # (B, 2, k) int64: the same as integers
+    edges: Any  # (B, 2, k, g + 1) int64: column and row edges, clamped
+    cols: Any  # (B, k, 1, g + 1) view of the column edges
+    rows: Any  # (B, k, g + 1, 1) view of the row edges
+    flat_index: Any  # (B, k, g + 1, g + 1) int64: flat index of every cell corner in its table
+    gather_index: Any  # torch: (B, C, k (g+1)^2) expanded view; numpy: index into all tables
+    starts: Any  # numpy: (B, C, 1) int64, where table b, channel c starts when flattened
+    corners: Any  # (B, C, k, g + 1, g + 1): the integral image at the corners
+    corners_flat: Any  # (B, C, k (g+1)^2) view of corners
+    corner_pairs: tuple[Any, Any]  # views of corners: columns 1.. and ..g
+    row_diff: Any  # (B, C, k, g + 1, g): differences along columns
+    row_diff_pairs: tuple[Any, Any]  # views of row_diff: rows 1.. and ..g
+    sums: Any  # (B, C, k, g, g): box sums
+    cell_scale: Any  # (1, 1, k, 1, 1) float32: scale / s**(2i), box sum -> cell mean
 
 
 def _device_key(like: Array) -> object:
@@ -176,9 +192,7 @@ class Retina:
         self.patch_sides: tuple[int, ...] = tuple(patch_size * b for b in self.cell_sizes)
         # per device (and canvas size / batch shape): constants and reused work buffers
         self._geometries: dict[tuple[object, ...], _Geometry] = {}
-        self._works: dict[tuple[object, ...], _Work] = {}
-        self._cell_scales: dict[tuple[object, ...], Array] = {}
-        self._starts: dict[tuple[int, ...], np.ndarray] = {}
+        self._plans: dict[tuple[object, ...], _Plan] = {}
 
     def __repr__(self) -> str:
         g, k, s = self.config
@@ -198,49 +212,56 @@ class Retina:
             self._geometries[key] = found
         return found
 
-    def _work(self, table: Array) -> _Work:
-        """Buffers for ``table``'s batch shape; the last shape per device and dtype is kept."""
-        b, c = table.shape[:2]
+    def _plan(self, integral: IntegralImage) -> _Plan:
+        """The plan for ``integral``'s table shape; the last one per kind/device and dtype is kept."""
+        table = integral.table
+        is_torch = isinstance(table, torch.Tensor)
+        kind = (table.device, table.dtype) if is_torch else (None, table.dtype)
+        key = (*kind, table.shape, integral.scale)
+        found = self._plans.get(kind)
+        if found is not None and found.key == key:
+            return found
+        b, c, h1, w1 = table.shape
         g, k = self.patch_size, self.n_scales
-        key = (_device_key(table), table.dtype)
-        found = self._works.get(key)
-        if found is None or tuple(found.sums.shape) != (b, c, k, g, g):
 
-            def empty(shape: tuple[int, ...], dtype: torch.dtype) -> Array:
-                if isinstance(table, torch.Tensor):
-                    return torch.empty(shape, dtype=dtype, device=table.device)
-                return np.empty(shape, dtype=_NUMPY_DTYPES[dtype])
+        def empty(shape: tuple[int, ...], dtype: torch.dtype) -> Array:
+            if isinstance(table, torch.Tensor):
+                return torch.empty(shape, dtype=dtype, device=table.device)
+            return np.empty(shape, dtype=_NUMPY_DTYPES[dtype])
 
-            dtype = table.dtype if isinstance(table, torch.Tensor) else _TORCH_DTYPES[table.dtype.type]
-            found = _Work(
-                first=empty((b, 2, k), torch.float64),
-                edges=empty((b, 2, k, g + 1), torch.int64),
-                flat_index=empty((b, k, g + 1, g + 1), torch.int64),
-                corners=empty((b, c, k, g + 1, g + 1), dtype),
-                row_diff=empty((b, c, k, g + 1, g), dtype),
-                sums=empty((b, c, k, g, g), dtype),
-            )
-            self._works[key] = found
-        return found
-
-    def _cell_scale(self, table: Array, scale: float) -> Array:
-        """``(1, 1, k, 1, 1)`` float32: ``scale / s**(2i)``, box sum -> cell mean."""
-        key = (_device_key(table), scale)
-        found = self._cell_scales.get(key)
-        if found is None:
-            cells = np.array(self.cell_sizes, dtype=np.float64)
-            value = (scale / (cells * cells)).reshape(1, 1, -1, 1, 1)
-            found = _cast(_like(value, table), torch.float32)
-            self._cell_scales[key] = found
-        return found
-
-    def _flat_starts(self, batch: int, channels: int, size: int) -> np.ndarray:
-        """``(B, C, 1)`` int64: where image ``b``, channel ``c`` starts in a flattened numpy table."""
-        key = (batch, channels, size)
-        found = self._starts.get(key)
-        if found is None:
-            found = (np.arange(batch * channels, dtype=np.int64) * size).reshape(batch, channels, 1)
-            self._starts[key] = found
+        dtype = table.dtype if isinstance(table, torch.Tensor) else _TORCH_DTYPES[table.dtype.type]
+        edges = empty((b, 2, k, g + 1), torch.int64)
+        flat_index = empty((b, k, g + 1, g + 1), torch.int64)
+        corners = empty((b, c, k, g + 1, g + 1), dtype)
+        row_diff = empty((b, c, k, g + 1, g), dtype)
+        starts = (np.arange(b * c, dtype=np.int64) * (h1 * w1)).reshape(b, c, 1)
+        gather_index: Array
+        if isinstance(flat_index, torch.Tensor):
+            gather_index = flat_index.view(b, 1, -1).expand(b, c, -1)
+        else:  # numpy takes from all tables flattened: the index adds where each table starts
+            gather_index = np.empty((b, c, k * (g + 1) ** 2), dtype=np.int64)
+        cells = np.array(self.cell_sizes, dtype=np.float64)
+        cell_scale = (integral.scale / (cells * cells)).astype(np.float32).reshape(1, 1, -1, 1, 1)
+        found = _Plan(
+            key=key,
+            geometry=self._geometry(table, h1 - 1, w1 - 1),
+            first=empty((b, 2, k), torch.float64),
+            first_int=empty((b, 2, k), torch.int64),
+            edges=edges,
+            cols=edges[:, 0, :, None, :],
+            rows=edges[:, 1, :, :, None],
+            flat_index=flat_index,
+            gather_index=gather_index,
+            starts=starts,
+            corners=corners,
+            corners_flat=corners.reshape(b, c, -1),
+            corner_pairs=(corners[..., 1:], corners[..., :-1]),
+            row_diff=row_diff,
+            row_diff_pairs=(row_diff[..., 1:, :], row_diff[..., :-1, :]),
+            sums=empty((b, c, k, g, g), dtype),
+            cell_scale=_like(cell_scale, table),
+        )
+        self._plans[kind] = found
         return found
 
     def first_edges(self, locations: Array, height: int, width: int, *, out: Array | None = None) -> Array:
@@ -250,11 +271,14 @@ class Retina:
         docstring), unclamped. ``locations`` is ``(B, 2)``, torch or numpy; ``out``, if
         given, is a float64 array of the result's shape and kind to write into.
         """
-        const = self._geometry(locations, height, width)
+        return self._first_edges(locations, self._geometry(locations, height, width), out)
+
+    @staticmethod
+    def _first_edges(locations: Array, geometry: _Geometry, out: Array | None) -> Array:
         xp = torch if isinstance(locations, torch.Tensor) else np
         # float32 locations promote exactly to float64 here (half is float64)
-        centre = const.half + locations * const.half  # (B, 2) = (p_x, p_y)
-        first = xp.add(centre[:, :, None], const.first, out=out)
+        centre = geometry.half + locations * geometry.half  # (B, 2) = (p_x, p_y)
+        first = xp.add(centre[:, :, None], geometry.first, out=out)
         return xp.floor(first, out=first)
 
     def edges(self, locations: Array, height: int, width: int) -> Array:
@@ -335,55 +359,59 @@ class Retina:
         """
         table = integral.table
         b, c, h1, w1 = table.shape
-        g, k = self.patch_size, self.n_scales
-        const = self._geometry(table, h1 - 1, w1 - 1)
-        work = self._work(table)
-        xp = torch if isinstance(table, torch.Tensor) else np
+        plan = self._plan(integral)
+        out: Array
         if isinstance(locations, torch.Tensor) and locations.requires_grad:  # e.g. a policy's mean
             locations = locations.detach()
         # first edge of every scale (see first_edges), then all g + 1 edges, clamped to the
         # table: clamped corners make pixels outside the canvas count as zero
-        first = self.first_edges(locations, h1 - 1, w1 - 1, out=work.first)  # (B, 2, k)
-        edges = xp.add(_cast(first, torch.int64)[..., None], const.steps, out=work.edges)  # (B, 2, k, g+1)
+        first = self._first_edges(locations, plan.geometry, plan.first)  # (B, 2, k)
+        edges, cols, rows = plan.edges, plan.cols, plan.rows
+        if isinstance(table, torch.Tensor):
+            assert isinstance(edges, torch.Tensor) and isinstance(first, torch.Tensor)
+            first_int = plan.first_int.copy_(first)
+            steps = plan.geometry.steps
+            assert isinstance(steps, torch.Tensor)
+            torch.add(first_int[..., None], steps, out=edges)  # (B, 2, k, g+1)
+            self._clamp_edges(edges, h1, w1)
+            # flat index of every corner, row * (W + 1) + column, then one gather
+            torch.add(cols, rows, alpha=w1, out=plan.flat_index)
+            torch.gather(table.view(b, c, -1), 2, plan.gather_index, out=plan.corners_flat)
+            # box sums: the 4-term corner differences, as two differences
+            torch.subtract(*plan.corner_pairs, out=plan.row_diff)
+            sums = torch.subtract(*plan.row_diff_pairs, out=plan.sums)
+            # cell means as a new float32 array (the buffers are reused by the next call)
+            if sums.is_floating_point():  # float64 sums: round to float32 first
+                out = sums.to(torch.float32).mul_(plan.cell_scale)
+            else:
+                out = torch.mul(sums, plan.cell_scale)  # integer x float32: computed in float32
+        else:  # the same steps in numpy
+            first_int = plan.first_int
+            np.copyto(first_int, first, casting="unsafe")
+            np.add(first_int[..., None], plan.geometry.steps, out=edges)
+            self._clamp_edges(edges, h1, w1)
+            index = plan.flat_index
+            np.multiply(rows, w1, out=index)
+            np.add(index, cols, out=index)
+            gather_index = plan.gather_index
+            np.add(index.reshape(b, 1, -1), plan.starts, out=gather_index)
+            np.take(table.reshape(-1), gather_index, out=plan.corners_flat)
+            np.subtract(*plan.corner_pairs, out=plan.row_diff)
+            sums = np.subtract(*plan.row_diff_pairs, out=plan.sums)
+            out = np.multiply(sums, plan.cell_scale, dtype=np.float32)
+        g, k = self.patch_size, self.n_scales
+        if c == 1:
+            return out.reshape(b, k, g, g)
+        return out.swapaxes(1, 2).reshape(b, k * c, g, g)
+
+    @staticmethod
+    def _clamp_edges(edges: Array, h1: int, w1: int) -> None:
+        """Clamp column edges to ``[0, W]`` and row edges to ``[0, H]``, in place."""
         if h1 == w1:
             _clamp_(edges, w1 - 1)
         else:
             _clamp_(edges[:, 0], w1 - 1)
             _clamp_(edges[:, 1], h1 - 1)
-        cols, rows = edges[:, 0, :, None, :], edges[:, 1, :, :, None]
-        index = work.flat_index  # (B, k, g+1, g+1): row * (W + 1) + column
-        corners = work.corners
-        if isinstance(table, torch.Tensor):
-            assert isinstance(index, torch.Tensor) and isinstance(corners, torch.Tensor)
-            assert isinstance(cols, torch.Tensor) and isinstance(rows, torch.Tensor)
-            torch.add(cols, rows, alpha=w1, out=index)
-            torch.gather(
-                table.view(b, c, -1), 2, index.view(b, 1, -1).expand(b, c, -1), out=corners.view(b, c, -1)
-            )
-        else:
-            assert isinstance(index, np.ndarray)
-            np.multiply(rows, w1, out=index)
-            np.add(index, cols, out=index)
-            flat = index.reshape(b, 1, -1) + self._flat_starts(b, c, h1 * w1)
-            np.take(table.reshape(-1), flat, out=corners.reshape(b, c, -1))  # type: ignore[arg-type,type-var]
-        # box sums: the 4-term corner differences, as two differences
-        row_diff = xp.subtract(corners[..., 1:], corners[..., :-1], out=work.row_diff)
-        sums = xp.subtract(row_diff[..., 1:, :], row_diff[..., :-1, :], out=work.sums)
-        # cell means as a new float32 array (the buffers are reused by the next call)
-        out = self._to_means(sums, integral.scale)  # (B, C, k, g, g)
-        if c == 1:
-            return out.reshape(b, k, g, g)
-        return out.swapaxes(1, 2).reshape(b, k * c, g, g)
-
-    def _to_means(self, sums: Array, scale: float) -> Array:
-        """Box sums -> float32 cell means: ``float32(sum) * float32(scale / s**(2i))``."""
-        cell_scale = self._cell_scale(sums, scale)
-        if isinstance(sums, torch.Tensor):
-            assert isinstance(cell_scale, torch.Tensor)
-            if sums.is_floating_point():  # float64 sums: round to float32 first
-                return sums.to(torch.float32).mul_(cell_scale)
-            return torch.mul(sums, cell_scale)  # integer x float32: computed in float32
-        return np.multiply(sums, cell_scale, dtype=np.float32)
 
     def __call__(self, images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
         """Glimpses of ``images`` ``(B, H, W)`` / ``(B, C, H, W)`` at ``locations`` ``(B, 2)``."""
