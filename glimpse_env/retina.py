@@ -132,13 +132,6 @@ def _like(value: np.ndarray, like: Array) -> Array:
     return value
 
 
-def _cast(array: Array, dtype: torch.dtype) -> Array:
-    """``array`` cast to ``dtype``, a torch tensor or a numpy array alike."""
-    if isinstance(array, torch.Tensor):
-        return array.to(dtype)
-    return array.astype(_NUMPY_DTYPES[dtype])
-
-
 def _clamp_(array: Array, high: int) -> None:
     """Clamp an integer array to ``[0, high]`` in place (``np.clip`` is slow on small arrays)."""
     if isinstance(array, torch.Tensor):

@@ -14,14 +14,9 @@ from gymnasium.vector.utils import batch_space
 from glimpse_env.env import ObsType, action_space, observation_space
 from glimpse_env.render import draw_glimpses
 from glimpse_env.retina import IntegralImage
-from glimpse_env.task import Episodes, GlimpseTask, check_labels, check_locations, make_config, split_action
+from glimpse_env.task import GlimpseTask, check_labels, check_locations, make_config, split_action
 
-__all__ = ["RESET_CHUNK", "GlimpseVectorEnv", "TensorObs", "TensorStep"]
-
-#: Canvases composed and integrated at a time on reset. Bounded so that a chunk's integral
-#: images stay in cache: at N = 1024 on 100x100 canvases, one pass over all of them cost
-#: about 2.5x more per canvas than passes of 256 (``benchmarks/env_throughput.py``).
-RESET_CHUNK = 256
+__all__ = ["GlimpseVectorEnv", "TensorObs", "TensorStep"]
 
 
 class TensorObs(NamedTuple):
@@ -176,32 +171,23 @@ class GlimpseVectorEnv(VectorEnv):
     def _start(self, ids: np.ndarray, indices: np.ndarray | None) -> np.ndarray:
         """Begin new episodes in sub-environments ``ids``; returns their sample indices."""
         count = ids.shape[0]
-        whole = count == self.num_envs  # the whole batch: built in place, no scatter needed
         episodes = self.task.sample(self.np_random, count, indices)
-        labels = []
-        for first in range(0, count, RESET_CHUNK):
-            part = slice(first, first + RESET_CHUNK)
-            canvases, part_labels = self.task.canvases(Episodes(*(field[part] for field in episodes)))
-            labels.append(part_labels)
-            if whole:
-                self.retina.integral(canvases, out=self._table[part])
-            else:
-                rows = self._tensor(ids[part])
-                self._table.index_copy_(0, rows, self.retina.integral(canvases).table)  # type: ignore[arg-type]
-            if self.render_mode is not None:
-                self._record_canvases(ids[part], canvases)
-        new_labels = labels[0] if len(labels) == 1 else torch.cat(labels)
         start = self._tensor(self.task.initial_locations(self.np_random, count))
-        if whole:
-            self._labels = new_labels
+        canvases, labels = self.task.canvases(episodes)
+        if count == self.num_envs:  # the whole batch: rebuilt in place, no scatter needed
+            self.retina.integral(canvases, out=self._table)
+            self._labels = labels
             self._locations = start
         else:
             rows = self._tensor(ids)
-            self._labels = self._labels.index_copy(0, rows, new_labels)
+            self._table.index_copy_(0, rows, self.retina.integral(canvases).table)  # type: ignore[arg-type]
+            self._labels = self._labels.index_copy(0, rows, labels)
             self._locations = self._locations.index_copy(0, rows, start)
         self._integral = IntegralImage(self._table, self._table_scale)
         self._steps[ids] = 0
         self._ended[ids] = False
+        if self.render_mode is not None:
+            self._record_canvases(ids, canvases)
         return episodes.sample_indices
 
     def _record_canvases(self, ids: np.ndarray, canvases: torch.Tensor) -> None:

@@ -10,7 +10,7 @@ from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from glimpse_env import GlimpseEnv, GlimpseVectorEnv, vector
+from glimpse_env import GlimpseEnv, GlimpseVectorEnv
 from glimpse_env.data import load_split
 
 
@@ -123,26 +123,6 @@ def test_train_split_is_deterministic_for_a_seed():
 
     assert np.array_equal(rollout(5), rollout(5))
     assert not np.array_equal(rollout(5), rollout(6))
-
-
-def test_resets_in_chunks_change_nothing(monkeypatch):
-    """Canvases are built RESET_CHUNK at a time: any chunk size gives the same episodes."""
-
-    def rollout() -> np.ndarray:
-        envs = make_vec("GlimpseMNIST-Cluttered60-v0", 7)
-        obs, _ = envs.reset(seed=11)
-        out = [obs["glimpse"]]
-        rng = np.random.default_rng(0)
-        for i, action in enumerate(random_actions(rng, 7, 20)):  # two autoresets of the whole batch
-            out.append(envs.step(action)[0]["glimpse"])
-            if i == 4:  # and a partial reset
-                mask = np.array([True, False, True, True, False, True, True])
-                out.append(envs.reset(options={"reset_mask": mask})[0]["glimpse"])
-        return np.stack(out)
-
-    whole = rollout()
-    monkeypatch.setattr(vector, "RESET_CHUNK", 3)  # chunks of 3, 3 and 1
-    assert np.array_equal(rollout(), whole)
 
 
 def test_whole_test_split_in_batches_has_the_dataset_labels():
