@@ -52,7 +52,7 @@ def step_times(envs: GlimpseVectorEnv, repeats: int) -> tuple[float, float, floa
     for _ in range(repeats):
         mid, reset = [], []
         for i in range(EPISODES * length):
-            resetting = bool(envs._ended[0])  # the batch steps in lockstep
+            resetting = i % length == length - 1  # from reset, the batch steps in lockstep
             start = time.perf_counter()
             envs.step(actions[i % ACTION_POOL])
             (reset if resetting else mid).append(time.perf_counter() - start)
@@ -72,7 +72,8 @@ def breakdown(env_id: str, repeats: int) -> dict[str, object]:
     rng = np.random.default_rng(0)
     episodes = task.sample(rng, N, None)
     canvases, _ = task.canvases(episodes)
-    table = torch.zeros_like(envs._table)
+    h, w = envs.config.canvas.shape
+    table = torch.zeros(N, 1, h + 1, w + 1, dtype=retina.table_type(torch.uint8, h, w)[0])
     integral = retina.integral(canvases, out=table)
     locations = torch.rand(N, 2) * 2 - 1
     return {
