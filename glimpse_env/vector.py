@@ -40,6 +40,11 @@ class TensorStep(NamedTuple):
     """``(N,)`` bool (always False: episodes only terminate)."""
     info: dict[str, Any]
     """As :meth:`GlimpseVectorEnv.step`'s info (numpy arrays)."""
+    label: torch.Tensor
+    """``(N,)`` int64: the true class of every sub-environment that terminated at this step,
+    ``-1`` elsewhere (what the terminal step reveals, without a host copy)."""
+    correct: torch.Tensor
+    """``(N,)`` bool: the terminated sub-environments whose label was right."""
 
 
 class GlimpseVectorEnv(VectorEnv):
@@ -321,9 +326,10 @@ class GlimpseVectorEnv(VectorEnv):
             self._locations = location
         done = np.flatnonzero(terminated) if terminated.any() else self._none
         last: dict[str, Any] = {}  # what only the terminal step reveals
+        true_label = torch.where(terminated_t, self._labels, -1)
+        correct = terminated_t & (label == self._labels)
         if done.size:
-            correct = label == self._labels
-            reward = torch.where(terminated_t, correct.to(torch.float32), 0.0)
+            reward = correct.to(torch.float32)
             self._put(last, "label", done, self._labels.cpu().numpy()[done])
             self._put(last, "prediction", done, label.cpu().numpy()[done])
             self._put(last, "correct", done, correct.cpu().numpy()[done])
@@ -345,7 +351,7 @@ class GlimpseVectorEnv(VectorEnv):
             self._ended = terminated.copy()  # the caller gets `terminated`; our state is ours
         info.update(self._base_info(obs))
         truncated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        return TensorStep(obs, reward, terminated_t, truncated, info)
+        return TensorStep(obs, reward, terminated_t, truncated, info, true_label, correct)
 
     def _restart(self, ids: np.ndarray, info: dict[str, Any]) -> None:
         """New episodes in sub-environments ``ids`` (autoreset); their sample indices go to ``info``."""
