@@ -1,0 +1,400 @@
+"""Train the Recurrent Attention Model with REINFORCE plus a supervised classification loss.
+
+    python -m agents.ram_reinforce                                   # the main job: Cluttered, ~10 min
+    python -m agents.ram_reinforce --env GlimpseMNIST-v0 --epochs 200 --run-dir runs/ram_mnist
+    python -m agents.ram_reinforce --resume runs/ram_mnist --epochs 400   # continue (and extend) a run
+
+The agent learns only through the environment's API (see :mod:`agents.rollout`): the
+native vector environment of ``--env`` plays ``--batch-size`` episodes in lockstep through
+its tensor API. Every epoch is followed by a validation on the ``val`` split; the learning
+rate is reduced when validation stops improving and training stops early after
+``--patience`` epochs without a better validation accuracy. The ``test`` split is played
+once, at the end, with the best checkpoint (by validation), with 1 and with
+``--test-mc-samples`` Monte Carlo samples per image.
+
+The run folder (``--run-dir``) gets ``config.json``, TensorBoard scalars (``charts/``,
+``losses/``) and glimpse pictures, ``checkpoints/last.pt`` and ``checkpoints/best.pt`` and
+``results/test.json``; see :mod:`agents.runs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from agents.evaluate import EvalResult, evaluate_model, format_table
+from agents.losses import ram_loss
+from agents.ram import ModelConfig, RecurrentAttentionModel
+from agents.rollout import make_vector_env, play_episodes
+from agents.runs import (
+    CheckpointError,
+    RunFolderError,
+    explicit_fields,
+    load_checkpoint,
+    open_run,
+    parse_args,
+    resolve_device,
+    save_checkpoint,
+    write_json,
+)
+from agents.visualize import trajectory_grid
+
+#: settings that may change when a run is resumed (everything else must match config.json)
+RESUMABLE = frozenset(
+    {"epochs", "device", "eval_batch_size", "image_every", "resume", "overwrite", "progress"}
+)
+#: the training split of every environment: the first 55,000 training images
+TRAIN_SPLIT_SIZE = 55_000
+
+
+@dataclass
+class Args:
+    """Train the Recurrent Attention Model (Mnih et al. 2014) on a glimpse environment."""
+
+    env: str = "GlimpseMNIST-Cluttered-v0"
+    """registered environment id; the glimpses, patch size and scales come from it"""
+    seed: int = 1
+    """seed of the weights, the location draws and the training canvases"""
+    epochs: int = 12
+    """maximum number of epochs (the default is the main job's budget: about 10 minutes on 2 CPU cores)"""
+    train_size: int | None = None
+    """fix the training set to this many canvases (the study: 10000); default: a fresh canvas every episode"""
+    episodes_per_epoch: int | None = None
+    """episodes per epoch (default: 55,000, or the fixed training set once)"""
+    batch_size: int = 128
+    """episodes per update"""
+    optimizer: str = field(default="adam", metadata={"choices": ("adam", "sgd")})
+    """adam (the study) or sgd with momentum (the paper)"""
+    learning_rate: float = 3e-4
+    """initial learning rate"""
+    momentum: float = 0.9
+    """momentum of sgd"""
+    lr_schedule: str = field(default="plateau", metadata={"choices": ("plateau", "linear")})
+    """plateau: multiply by --lr-factor after --lr-patience epochs without a better val accuracy;
+    linear: decay to 0 over --epochs (the paper)"""
+    lr_factor: float = 0.5
+    """factor of the plateau schedule"""
+    lr_patience: int = 10
+    """epochs without improvement before the plateau schedule reduces the learning rate"""
+    patience: int = 50
+    """early stopping: epochs without a better val accuracy before training stops"""
+    std: float = 0.1
+    """standard deviation of the Gaussian location policy (fixed)"""
+    reinforce_weight: float = 1.0
+    """weight of the REINFORCE term in the hybrid loss"""
+    max_grad_norm: float | None = None
+    """clip the gradient to this norm (none: no clipping)"""
+    core: str = field(default="rnn", metadata={"choices": ("rnn", "lstm")})
+    """core network: rnn (the paper's relu(W_i g + W_h h)) or lstm"""
+    hidden_size: int = 256
+    """hidden size of the core network"""
+    glimpse_hidden: int = 128
+    """h_g: width of the glimpse pathway of the glimpse network"""
+    location_hidden: int = 128
+    """h_l: width of the location pathway of the glimpse network"""
+    glimpse_output: int = 256
+    """width of the glimpse network's output g_t"""
+    val_mc_samples: int = 1
+    """Monte Carlo samples per image in the validation after every epoch"""
+    test_mc_samples: int = 10
+    """Monte Carlo samples per image in the final test (M=1 is reported too)"""
+    eval_episodes: int | None = None
+    """validate and test on the first N canvases of val and test only (default: all; for quick checks)"""
+    eval_batch_size: int = 1000
+    """episodes per batch in validation and test"""
+    image_every: int = 5
+    """write a picture of glimpse trajectories to TensorBoard every N epochs (0: never)"""
+    device: str = "cpu"
+    """cpu or cuda"""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's own choice); 1 is fastest on a busy small machine"""
+    run_dir: str | None = None
+    """run folder (default: runs/ram-<env>-seed<seed>)"""
+    resume: str | None = None
+    """continue the run in this folder from its last checkpoint (--epochs may be raised)"""
+    overwrite: bool = False
+    """delete an existing --run-dir first"""
+    progress: bool = True
+    """show a progress bar"""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def model_config(args: Args, envs: Any) -> ModelConfig:
+    glimpse_shape = tuple(envs.single_observation_space["glimpse"].shape)
+    return ModelConfig(
+        glimpse_shape=glimpse_shape,  # type: ignore[arg-type]
+        num_classes=int(envs.single_action_space["label"].n),
+        glimpse_hidden=args.glimpse_hidden,
+        location_hidden=args.location_hidden,
+        glimpse_output=args.glimpse_output,
+        hidden_size=args.hidden_size,
+        core=args.core,
+    )
+
+
+def resolve_args(args: Args, argv: Sequence[str] | None) -> Args:
+    """On ``--resume``, the run's saved configuration with the settings that may change."""
+    if args.resume is None:
+        return args
+    import json
+
+    saved_file = Path(args.resume) / "config.json"
+    if not saved_file.is_file():
+        raise RunFolderError(
+            f"cannot resume {args.resume!r}: it is not a run folder (no config.json there). "
+            f"Give the folder of an earlier run, or start a new run without --resume"
+        )
+    saved = json.loads(saved_file.read_text())
+    given = explicit_fields(Args, argv)
+    changed = sorted(
+        name for name in given - RESUMABLE if name in saved and getattr(args, name) != saved[name]
+    )
+    if changed:
+        raise RunFolderError(
+            f"--resume continues {args.resume} with its own settings; these differ from its config.json: "
+            + ", ".join(
+                f"--{name.replace('_', '-')} {getattr(args, name)!r} (saved: {saved[name]!r})"
+                for name in changed
+            )
+        )
+    overrides = {name: getattr(args, name) for name in given & RESUMABLE}
+    known = {f.name for f in dataclasses.fields(Args)}
+    return Args(**{**{k: v for k, v in saved.items() if k in known}, **overrides, "resume": args.resume})
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = resolve_args(parse_args(Args, argv), argv)
+    device = resolve_device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.train_size is not None and args.train_size > TRAIN_SPLIT_SIZE:
+        raise ValueError(f"--train-size {args.train_size} exceeds the {TRAIN_SPLIT_SIZE} training images")
+    run_dir = Path(args.resume or args.run_dir or f"runs/ram-{args.env}-seed{args.seed}")
+    config = dataclasses.asdict(args)
+
+    # ---------------------------------------------------------------- seeding
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)  # the weights and the location draws; the env has its own generator
+
+    # ---------------------------------------------------------------- environment
+    env_kwargs: dict[str, Any] = {} if args.train_size is None else {"train_size": args.train_size}
+    envs = make_vector_env(args.env, args.batch_size, device=device, split="train", **env_kwargs)
+    envs.reset_tensors(seed=args.seed)
+    episodes_per_epoch = args.episodes_per_epoch or args.train_size or TRAIN_SPLIT_SIZE
+    updates_per_epoch = max(1, episodes_per_epoch // args.batch_size)
+
+    # ---------------------------------------------------------------- model
+    mconfig = model_config(args, envs)
+    model = RecurrentAttentionModel(mconfig).to(device)
+    optimizer: torch.optim.Optimizer
+    if args.optimizer == "adam":
+        optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=args.learning_rate, momentum=args.momentum)
+    scheduler: Any
+    if args.lr_schedule == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=args.lr_factor, patience=args.lr_patience
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda epoch: max(0.0, 1 - epoch / args.epochs)
+        )
+    n_params = sum(p.numel() for p in model.parameters())
+
+    # ---------------------------------------------------------------- run folder
+    open_run(run_dir, config, resume=args.resume is not None, overwrite=args.overwrite)
+    checkpoints = run_dir / "checkpoints"
+    start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
+    if args.resume is not None:
+        state = load_checkpoint(checkpoints / "last.pt", map_location=device)
+        saved_model = {
+            **state["model_config"],
+            "glimpse_shape": tuple(state["model_config"]["glimpse_shape"]),
+        }
+        if state["config"]["env"] != args.env or ModelConfig(**saved_model) != mconfig:
+            raise CheckpointError(f"{checkpoints / 'last.pt'} was made with another environment or model")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
+        envs.np_random.bit_generator.state = state["env_rng"]
+        start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
+        history = state["history"]
+        print(f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch})")
+    writer = SummaryWriter(str(run_dir), purge_step=start_epoch * updates_per_epoch)
+    print(
+        f"RAM on {args.env}: {n_params:,} parameters, "
+        f"{updates_per_epoch} updates of {args.batch_size} episodes per epoch"
+    )
+
+    def checkpoint_state(epoch: int) -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "model_config": dataclasses.asdict(mconfig),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "env_rng": envs.np_random.bit_generator.state,
+            "epoch": epoch,
+            "best_val": best_val,
+            "best_epoch": best_epoch,
+            "history": history,
+            "n_params": n_params,
+        }
+
+    # ---------------------------------------------------------------- training loop
+    for epoch in range(start_epoch + 1, args.epochs + 1):
+        if best_epoch > 0 and epoch - 1 - best_epoch >= args.patience:
+            print(
+                f"early stop: no better val accuracy in the {args.patience} epochs since epoch {best_epoch}"
+            )
+            break
+        sums = torch.zeros(5, dtype=torch.float64, device=device)  # total, ce, baseline, reinforce, reward
+        start = time.perf_counter()
+        order = None
+        if args.train_size is not None:  # a fixed training set: every canvas once per epoch
+            order = np.random.default_rng([args.seed, epoch]).permutation(args.train_size)
+        bar = tqdm(range(updates_per_epoch), desc=f"epoch {epoch}", disable=not args.progress, leave=False)
+        for update in bar:
+            options = None
+            if order is not None:
+                options = {"indices": order[update * args.batch_size : (update + 1) * args.batch_size]}
+            rollout = play_episodes(model, envs, std=args.std, options=options)
+            losses = ram_loss(
+                logits=rollout.logits,
+                labels=rollout.labels,
+                reward=rollout.reward,
+                log_probs=rollout.log_probs,
+                baselines=rollout.baselines,
+                reinforce_weight=args.reinforce_weight,
+            )
+            if not bool(torch.isfinite(losses.total)):
+                raise TrainingDiverged(
+                    f"the loss is {float(losses.total)} at epoch {epoch}, update {update + 1}; "
+                    f"training stopped. "
+                    f"The last good checkpoint is {checkpoints / 'last.pt'} (epoch {epoch - 1}); try a lower "
+                    f"--learning-rate or --max-grad-norm"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            losses.total.backward()
+            if args.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            sums += torch.stack([*(t.detach() for t in losses), rollout.reward.mean()]).double()
+        bar.close()
+        seconds = time.perf_counter() - start
+        means = (sums / updates_per_epoch).tolist()
+        val_generator = torch.Generator(device=device).manual_seed(args.seed)
+        val = evaluate_model(
+            model,
+            args.env,
+            split="val",
+            mc_samples=args.val_mc_samples,
+            std=args.std,
+            batch_size=args.eval_batch_size,
+            episodes=args.eval_episodes,
+            generator=val_generator,
+        )
+        lr = optimizer.param_groups[0]["lr"]
+        if args.lr_schedule == "plateau":
+            scheduler.step(val.accuracy)
+        else:
+            scheduler.step()
+        improved = val.accuracy > best_val
+        if improved:
+            best_val, best_epoch = val.accuracy, epoch
+        step = epoch * updates_per_epoch
+        images_per_second = updates_per_epoch * args.batch_size / seconds
+        for name, value in zip(("total", "classification", "baseline", "reinforce"), means[:4], strict=True):
+            writer.add_scalar(f"losses/{name}", value, step)
+        writer.add_scalar("charts/train_reward", means[4], step)
+        writer.add_scalar("charts/val_accuracy", val.accuracy, step)
+        writer.add_scalar("charts/learning_rate", lr, step)
+        writer.add_scalar("charts/images_per_second", images_per_second, step)
+        if args.image_every and (epoch % args.image_every == 0 or epoch == 1):
+            picture = trajectory_grid(model, args.env, std=args.std, count=8, device=device)
+            writer.add_image("charts/glimpses", picture, step, dataformats="HWC")
+        history.append(
+            {
+                "epoch": epoch,
+                "train_reward": means[4],
+                "loss": means[0],
+                "val_accuracy": val.accuracy,
+                "learning_rate": lr,
+                "seconds": seconds,
+            }
+        )
+        state = checkpoint_state(epoch)
+        save_checkpoint(checkpoints / "last.pt", state, config)
+        if improved:
+            save_checkpoint(checkpoints / "best.pt", state, config)
+        print(
+            f"epoch {epoch}: train reward {means[4]:.4f}, val accuracy {val.accuracy:.4f}"
+            f"{' (best)' if improved else ''}, lr {lr:.2e}, "
+            f"{seconds:.1f} s ({images_per_second:,.0f} images/s)"
+        )
+    writer.flush()
+
+    # ---------------------------------------------------------------- test, once, with the best checkpoint
+    best = load_checkpoint(checkpoints / "best.pt", map_location=device)
+    model.load_state_dict(best["model"])
+    results: dict[str, Any] = {
+        "env_id": args.env,
+        "best_epoch": best["epoch"],
+        "val_accuracy": best["best_val"],
+    }
+    for samples in sorted({1, args.test_mc_samples}):
+        generator = torch.Generator(device=device).manual_seed(args.seed)
+        test: EvalResult = evaluate_model(
+            model,
+            args.env,
+            split="test",
+            mc_samples=samples,
+            std=args.std,
+            batch_size=args.eval_batch_size,
+            episodes=args.eval_episodes,
+            generator=generator,
+        )
+        print(format_table(test))
+        results[f"test_mc{samples}"] = test.as_dict()
+    final = results[f"test_mc{args.test_mc_samples}"]
+    results.update(
+        accuracy=final["accuracy"],
+        ci95=final["ci95"],
+        n=final["n"],
+        epochs=history[-1]["epoch"] if history else 0,
+        train_seconds=sum(h["seconds"] for h in history),
+        params=n_params,
+        command="python -m agents.ram_reinforce " + " ".join(sys.argv[1:] if argv is None else argv),
+        config=config,
+    )
+    write_json(run_dir / "results" / "test.json", results)
+    writer.add_scalar("charts/test_accuracy", final["accuracy"], results["epochs"] * updates_per_epoch)
+    writer.close()
+    print(f"test accuracy {final['accuracy']:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})")
+    return results
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (RunFolderError, CheckpointError, TrainingDiverged, ValueError) as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,293 @@
+"""Run folders, checkpoints, TensorBoard and command lines, shared by the agents and the baselines.
+
+A *run folder* holds everything one training run writes::
+
+    <run_dir>/
+        config.json          the full configuration (the Args dataclass) of the run
+        checkpoints/last.pt  written at the end of every epoch (atomically)
+        checkpoints/best.pt  the epoch with the best validation accuracy (atomically)
+        events.out.tfevents  TensorBoard scalars and images
+        results/             evaluation JSON
+
+A run folder that exists is never reused silently: :func:`open_run` refuses it unless
+the run is resumed (``--resume``) or ``--overwrite`` is given.
+
+Checkpoints are plain ``torch.save`` dictionaries written to a temporary file in the
+same folder, flushed to disk and renamed over the old one (``os.replace`` is atomic), so
+a run killed at any moment leaves the previous checkpoint intact. Every checkpoint
+carries the configuration it was made with (:data:`CONFIG_KEY`); :func:`load_checkpoint`
+checks it against what the caller expects and names the first difference.
+
+:func:`parse_args` turns a dataclass into a command line: one ``--flag`` per field, its
+``--help`` text taken from the docstring written under the field (CleanRL's style).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import itertools
+import json
+import os
+import shutil
+import tempfile
+import textwrap
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+__all__ = [
+    "CONFIG_KEY",
+    "CheckpointError",
+    "RunFolderError",
+    "explicit_fields",
+    "field_docs",
+    "load_checkpoint",
+    "open_run",
+    "parse_args",
+    "resolve_device",
+    "save_checkpoint",
+    "write_json",
+]
+
+#: key of a checkpoint's configuration (a dict of the run's Args)
+CONFIG_KEY = "config"
+#: key of the format version of a checkpoint written by this module
+FORMAT_KEY = "format"
+FORMAT_VERSION = 1
+
+T = TypeVar("T")
+
+
+class RunFolderError(RuntimeError):
+    """A run folder that cannot be used as asked (exists, missing, or not a run folder)."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable, or from another configuration."""
+
+
+# ----------------------------------------------------------------------------- command lines
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of dataclass ``cls``, by field name."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):  # no source (e.g. made at run time): no help texts
+            continue
+        body = ast.parse(source).body[0]
+        assert isinstance(body, ast.ClassDef)
+        statements = body.body
+        for statement, following in itertools.pairwise(statements):
+            if (
+                isinstance(statement, ast.AnnAssign)
+                and isinstance(statement.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                docs[statement.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def _flag_type(annotation: Any) -> tuple[Any, bool]:
+    """``(parser type, optional)`` of a field annotation: ``int | None`` gives ``(int, True)``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"unsupported field type {annotation!r}")
+        return args[0], True
+    return annotation, False
+
+
+def _optional(kind: Any) -> Any:
+    def parse(text: str) -> Any:
+        return None if text.lower() == "none" else kind(text)
+
+    parse.__name__ = getattr(kind, "__name__", "value")
+    return parse
+
+
+def _parser(cls: type, *, description: str | None, suppress_defaults: bool) -> argparse.ArgumentParser:
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    parser = argparse.ArgumentParser(
+        description=description or (inspect.getdoc(cls) or "").split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS if suppress_defaults else None,
+    )
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default if field.default is not dataclasses.MISSING else None
+        if suppress_defaults:
+            default = argparse.SUPPRESS
+        help_text = docs.get(field.name, "")
+        kind, optional = _flag_type(hints[field.name])
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            continue
+        parser.add_argument(
+            flag,
+            type=_optional(kind) if optional else kind,
+            default=default,
+            choices=field.metadata.get("choices"),
+            help=help_text,
+            metavar=field.name.upper(),
+        )
+    return parser
+
+
+def explicit_fields(cls: type, argv: Sequence[str] | None = None) -> set[str]:
+    """The fields of ``cls`` whose flags appear in ``argv`` (default: ``sys.argv[1:]``)."""
+    namespace = _parser(cls, description=None, suppress_defaults=True).parse_args(argv)
+    return set(vars(namespace))
+
+
+def parse_args(cls: type[T], argv: Sequence[str] | None = None, *, description: str | None = None) -> T:
+    """Parse ``argv`` into dataclass ``cls``: ``--field-name VALUE`` for every field.
+
+    Booleans take ``--flag`` / ``--no-flag``; ``X | None`` fields take ``none``; fields with
+    ``choices`` in their metadata are restricted to them. Unknown flags exit with argparse's
+    usage message (status 2).
+    """
+    parser = _parser(cls, description=description, suppress_defaults=False)
+    namespace = parser.parse_args(argv)
+    return cls(**vars(namespace))
+
+
+# ----------------------------------------------------------------------------- devices
+def resolve_device(name: str) -> torch.device:
+    """``name`` as a torch device that exists here, or a ``ValueError`` saying what does."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; this machine has {available}")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = device.index or 0
+        if index >= count:
+            raise ValueError(
+                f"device {name!r} was asked for but this machine has no such CUDA device "
+                f"(available: {available}); use --device cpu"
+            )
+    return device
+
+
+# ----------------------------------------------------------------------------- run folders
+def open_run(
+    run_dir: str | os.PathLike[str],
+    config: Mapping[str, Any],
+    *,
+    resume: bool,
+    overwrite: bool,
+) -> Path:
+    """Create (or reopen, to resume) the run folder ``run_dir`` and write ``config.json``.
+
+    - a new folder: created, ``config.json`` written;
+    - an existing folder with ``resume``: must hold ``config.json`` (it is left as it is;
+      the caller compares configurations through the checkpoint);
+    - an existing folder with ``overwrite``: emptied first;
+    - an existing non-empty folder otherwise: :class:`RunFolderError`, nothing touched.
+    """
+    path = Path(run_dir)
+    if resume:
+        if not (path / "config.json").is_file():
+            raise RunFolderError(
+                f"cannot resume {str(path)!r}: it is not a run folder (no config.json there). "
+                f"Give the folder of an earlier run, or start a new run without --resume"
+            )
+        return path
+    if path.exists():
+        if not path.is_dir():
+            raise RunFolderError(f"run folder {str(path)!r} exists and is not a folder")
+        if any(path.iterdir()):
+            if not overwrite:
+                raise RunFolderError(
+                    f"run folder {str(path)!r} already exists and is not empty. Continue that run with "
+                    f"--resume {path}, delete it with --overwrite, or choose another --run-dir"
+                )
+            shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
+    write_json(path / "config.json", dict(config))
+    return path
+
+
+def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    _atomic_write(Path(path), lambda handle: handle.write(text.encode()))
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write a file through ``write(handle)`` into a temporary file, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str], state: Mapping[str, Any], config: Mapping[str, Any]
+) -> None:
+    """``torch.save`` ``state`` plus its ``config`` to ``path``, atomically."""
+    payload = {**state, CONFIG_KEY: dict(config), FORMAT_KEY: FORMAT_VERSION}
+    _atomic_write(Path(path), lambda handle: torch.save(payload, handle))
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    expect: Mapping[str, Any] | None = None,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Args:
+        path: the ``.pt`` file.
+        expect: configuration entries the checkpoint must match (e.g. the model's
+            architecture and the environment id); the first difference is named in a
+            :class:`CheckpointError`.
+        map_location: where tensors are loaded.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"no checkpoint at {str(file)!r}" + (" (a folder)" if file.is_dir() else ""))
+    try:
+        state = torch.load(file, map_location=map_location, weights_only=False)
+    except Exception as exc:  # truncated, corrupted, or not a torch file at all
+        raise CheckpointError(
+            f"checkpoint {str(file)!r} cannot be read ({type(exc).__name__}: {exc}); it is truncated, "
+            f"corrupted or not a checkpoint. Use another checkpoint (e.g. checkpoints/best.pt or last.pt)"
+        ) from None
+    if not isinstance(state, dict) or state.get(FORMAT_KEY) != FORMAT_VERSION or CONFIG_KEY not in state:
+        raise CheckpointError(f"{str(file)!r} is not a checkpoint written by this package")
+    if expect:
+        config = state[CONFIG_KEY]
+        for key, value in expect.items():
+            if config.get(key) != value:
+                raise CheckpointError(
+                    f"checkpoint {str(file)!r} was made with {key}={config.get(key)!r}, but {key}={value!r} "
+                    f"was expected; use a checkpoint of the same configuration"
+                )
+    return state

@@ -1,0 +1,166 @@
+"""Pictures of a RAM's glimpse trajectories on test images (as the study's Figure 4).
+
+    python -m agents.visualize --checkpoint RUN/checkpoints/best.pt --out glimpses.png
+    python -m agents.visualize --checkpoint RUN/checkpoints/best.pt --out glimpses.gif
+
+The PNG is a grid: one column per test image, one row per glimpse in order, each cell the
+environment's own rendering (:func:`glimpse_env.render.draw_glimpses`: the canvas, the
+trail of locations so far and the box of every scale of the current glimpse). Under each
+column: the class played and the true class. The GIF shows the same rows as frames.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents.ram import RecurrentAttentionModel
+from agents.rollout import make_vector_env, play_episodes
+from agents.runs import CheckpointError, parse_args, resolve_device
+
+__all__ = ["main", "trajectory_frames", "trajectory_grid"]
+
+#: pixels between pictures in a grid
+GAP = 4
+#: height of the caption strip under each column
+CAPTION = 14
+
+
+@torch.no_grad()
+def trajectory_frames(
+    model: RecurrentAttentionModel,
+    env_id: str,
+    *,
+    std: float,
+    count: int = 8,
+    first_index: int = 0,
+    sample: bool = False,
+    device: torch.device | str = "cpu",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Play test canvases ``first_index .. first_index + count - 1`` and render every glimpse.
+
+    Returns:
+        ``(frames, predictions, labels)``: ``frames`` ``(T, count, h, w, 3)`` uint8 (row ``t``:
+        the pictures after glimpse ``t + 1``), the classes played and the true classes ``(count,)``.
+    """
+    envs = make_vector_env(env_id, count, device=device, split="test", render_mode="rgb_array")
+    rows: list[np.ndarray] = []
+
+    def render(_: int) -> None:
+        pictures = envs.render()
+        assert pictures is not None
+        rows.append(np.stack(pictures))
+
+    was_training = model.training
+    model.eval()
+    indices = np.arange(first_index, first_index + count)
+    rollout = play_episodes(
+        model, envs, std=std, sample=sample, options={"indices": indices}, observer=render, seed=0
+    )
+    model.train(was_training)
+    predictions = rollout.logits.argmax(1).cpu().numpy()
+    return np.stack(rows), predictions, rollout.labels.cpu().numpy()
+
+
+def _caption(strip: np.ndarray, text: str, colour: tuple[int, int, int]) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(strip)
+    ImageDraw.Draw(image).text((2, 1), text, fill=colour)
+    return np.asarray(image)
+
+
+def grid(frames: np.ndarray, predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``(T, count, h, w, 3)`` pictures as one ``(H, W, 3)`` image with captions under the columns."""
+    steps, count, h, w, _ = frames.shape
+    height = steps * (h + GAP) + CAPTION
+    width = count * (w + GAP) - GAP
+    out = np.full((height, width, 3), 255, dtype=np.uint8)
+    for t in range(steps):
+        for j in range(count):
+            top, left = t * (h + GAP), j * (w + GAP)
+            out[top : top + h, left : left + w] = frames[t, j]
+    for j in range(count):
+        left = j * (w + GAP)
+        strip = out[height - CAPTION :, left : left + w]
+        right = int(predictions[j]) == int(labels[j])
+        colour = (0, 120, 0) if right else (200, 0, 0)
+        out[height - CAPTION :, left : left + w] = _caption(
+            strip.copy(), f"played {predictions[j]} true {labels[j]}", colour
+        )
+    return out
+
+
+def trajectory_grid(
+    model: RecurrentAttentionModel,
+    env_id: str,
+    *,
+    std: float,
+    count: int = 8,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """The PNG picture of :func:`trajectory_frames` (``(H, W, 3)`` uint8), e.g. for TensorBoard."""
+    frames, predictions, labels = trajectory_frames(model, env_id, std=std, count=count, device=device)
+    return grid(frames, predictions, labels)
+
+
+@dataclass
+class VisualizeArgs:
+    """Draw a RAM checkpoint's glimpse trajectories on test images."""
+
+    checkpoint: str = ""
+    """path of a checkpoint written by python -m agents.ram_reinforce"""
+    out: str = "glimpses.png"
+    """output file: .png (a grid, one row per glimpse) or .gif (one frame per glimpse)"""
+    count: int = 8
+    """number of test images"""
+    first_index: int = 0
+    """first test canvas shown"""
+    sample: bool = False
+    """draw the locations from the policy (default: play its mean locations)"""
+    device: str = "cpu"
+    """cpu or cuda"""
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    from PIL import Image
+
+    from agents.evaluate import load_model
+
+    args = parse_args(VisualizeArgs, argv)
+    if not args.checkpoint:
+        sys.exit("--checkpoint PATH is required")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".gif"):
+        raise ValueError(f"--out must end in .png or .gif, got {args.out!r}")
+    device = resolve_device(args.device)
+    model, config = load_model(args.checkpoint, device=device)
+    frames, predictions, labels = trajectory_frames(
+        model,
+        config["env"],
+        std=config["std"],
+        count=args.count,
+        first_index=args.first_index,
+        sample=args.sample,
+        device=device,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".png":
+        Image.fromarray(grid(frames, predictions, labels)).save(out)
+    else:
+        pictures = [Image.fromarray(grid(frames[t : t + 1], predictions, labels)) for t in range(len(frames))]
+        pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=700, loop=0)
+    print(f"wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (CheckpointError, ValueError) as error:
+        sys.exit(f"error: {error}")
