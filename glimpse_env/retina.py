@@ -191,6 +191,19 @@ class Retina:
         g, k, s = self.config
         return f"Retina(patch_size={g}, n_scales={k}, scale_factor={s})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The retina without its caches, for ``copy``, ``pickle`` and ``cloudpickle``.
+
+        A plan's arrays are views of shared buffers (``cols`` of ``edges``, ``corners_flat``
+        of ``corners``, ...); a copy would turn every view into an independent array, and the
+        copied retina would write one array and read another: wrong glimpses, silently. The
+        caches are dropped instead, and the copy builds its own on its first call.
+        """
+        state = self.__dict__.copy()
+        state["_geometries"] = {}
+        state["_plans"] = {}
+        return state
+
     def _geometry(self, like: Array, height: int, width: int) -> _Geometry:
         key = (_device_key(like), height, width)
         found = self._geometries.get(key)
