@@ -23,6 +23,7 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.vec_env import VecMonitor
 
 from glimpse_env import GlimpseVectorEnv
+from glimpse_env.data import SPLIT_SIZES
 from glimpse_env.registration import ENV_SPECS
 from glimpse_env.wrappers import SB3VecEnv, split_flat_actions
 
@@ -30,18 +31,17 @@ from glimpse_env.wrappers import SB3VecEnv, split_flat_actions
 def evaluate(model: RecurrentPPO, env_id: str, *, eval_size: int, batch: int) -> float:
     """Accuracy of the deterministic policy on test canvases ``0 .. eval_size - 1``."""
     kwargs = next(spec.kwargs for spec in ENV_SPECS if spec.env_id == env_id)
-    envs = GlimpseVectorEnv(
-        batch, split="test", autoreset_mode=AutoresetMode.DISABLED, scale_factor=2, **kwargs
-    )
+    envs = GlimpseVectorEnv(batch, split="test", autoreset_mode=AutoresetMode.DISABLED, **kwargs)
+    num_classes = int(envs.single_action_space["label"].n)
     correct = 0.0
     for start in range(0, eval_size, batch):
-        indices = np.arange(start, start + batch) % envs.task.n_samples
+        indices = np.arange(start, start + batch) % SPLIT_SIZES["test"]
         obs, _ = envs.reset(options={"indices": indices})
         state, episode_start = None, np.ones(batch, dtype=bool)
         terminated = np.zeros(batch, dtype=bool)
         while not terminated.all():
             actions, state = model.predict(obs, state=state, episode_start=episode_start, deterministic=True)
-            location, label = split_flat_actions(actions, envs.task.num_classes)
+            location, label = split_flat_actions(actions, num_classes)
             obs, reward, terminated, _, _ = envs.step({"location": location, "label": label})
             episode_start = np.zeros(batch, dtype=bool)
         count = min(batch, eval_size - start)

@@ -11,21 +11,27 @@ Importing the package registers the ``GlimpseMNIST-*-v0`` environments::
 from __future__ import annotations
 
 from glimpse_env.canvas import CanvasSpec
-from glimpse_env.data import DataIntegrityError, DataNotFoundError, load_split
+from glimpse_env.canvas_source import CanvasBatch, CanvasSource
+from glimpse_env.data import DataIntegrityError, DataNotFoundError, DataReadError, load_split
 from glimpse_env.env import GlimpseEnv
 from glimpse_env.registration import ENV_SPECS, register_envs
 from glimpse_env.retina import IntegralImage, Retina
+from glimpse_env.task import TaskConfig
 from glimpse_env.vector import GlimpseVectorEnv, TensorObs, TensorStep
 
 __all__ = [
     "ENV_SPECS",
+    "CanvasBatch",
+    "CanvasSource",
     "CanvasSpec",
     "DataIntegrityError",
     "DataNotFoundError",
+    "DataReadError",
     "GlimpseEnv",
     "GlimpseVectorEnv",
     "IntegralImage",
     "Retina",
+    "TaskConfig",
     "TensorObs",
     "TensorStep",
     "load_split",

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from glimpse_env.validation import check_int
+
 #: size of the dataset images
 IMAGE_SIZE = 28
 
@@ -58,15 +60,32 @@ def random_draws(keys: np.ndarray, count: int) -> np.ndarray:
         return splitmix64(np.asarray(keys, dtype=np.uint64)[:, None] + counters[None, :])
 
 
+#: Largest canvas side accepted, in pixels: five times the largest canvas of the RAM paper
+#: (100x100). A canvas and its integral image take 5 bytes a pixel, 1.3 MB at 512x512, per
+#: sub-environment (335 MB for 256 of them); larger canvases would make every reset cost
+#: seconds and gigabytes with no research setting that needs them.
+MAX_CANVAS_SIDE = 512
+
+#: Most clutter pieces per canvas: sixteen times the most the RAM paper uses (8). Every
+#: piece is drawn, cropped and scattered at each reset (at 256 sub-environments, 128
+#: pieces of 28x28 already index 200 MB per reset).
+MAX_CLUTTER = 128
+
+
 @dataclass(frozen=True)
 class CanvasSpec:
     """How a canvas is made from a dataset image.
 
     Args:
         variant: ``"centred"``, ``"translated"`` or ``"cluttered"``.
-        height, width: canvas size in pixels (28x28 for ``centred``, at least 28 otherwise).
-        n_clutter: number of clutter pieces (``cluttered`` only).
+        height, width: canvas size in pixels: 28x28 for ``centred``, otherwise 28 to
+            :data:`MAX_CANVAS_SIDE` (512).
+        n_clutter: number of clutter pieces, 1 to :data:`MAX_CLUTTER` (128)
+            (``cluttered`` only).
         clutter_size: side of each clutter piece, 1 to 28 (``cluttered`` only).
+
+    Sizes are integers (Python, numpy or torch; stored as Python ints); a wrong type
+    raises ``TypeError``, a wrong value ``ValueError``.
     """
 
     variant: str
@@ -78,10 +97,17 @@ class CanvasSpec:
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown canvas variant {self.variant!r}; expected one of {VARIANTS}")
-        for name in ("height", "width", "n_clutter", "clutter_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"canvas {name} must be a non-negative integer, got {value!r}")
+        for name in ("height", "width"):
+            side = check_int(
+                getattr(self, name),
+                f"canvas {name}",
+                low=0,
+                high=MAX_CANVAS_SIDE,
+                why=" (MAX_CANVAS_SIDE, 5x the largest canvas of the RAM paper)",
+            )
+            object.__setattr__(self, name, side)
+        for name in ("n_clutter", "clutter_size"):
+            object.__setattr__(self, name, check_int(getattr(self, name), name, low=0))
         if self.variant == "centred" and (self.height, self.width) != (IMAGE_SIZE, IMAGE_SIZE):
             raise ValueError(
                 f"a centred canvas is the {IMAGE_SIZE}x{IMAGE_SIZE} image itself, got "
@@ -95,6 +121,11 @@ class CanvasSpec:
         if self.variant == "cluttered":
             if self.n_clutter < 1:
                 raise ValueError("a cluttered canvas needs n_clutter >= 1")
+            if self.n_clutter > MAX_CLUTTER:
+                raise ValueError(
+                    f"n_clutter must be at most {MAX_CLUTTER} (MAX_CLUTTER, 16x the most the RAM "
+                    f"paper uses; every piece is drawn and placed at every reset), got {self.n_clutter}"
+                )
             if not 1 <= self.clutter_size <= IMAGE_SIZE:
                 raise ValueError(
                     f"clutter_size must be in [1, {IMAGE_SIZE}] (a crop of a dataset image), "
@@ -149,25 +180,25 @@ def fixed_keys(
 
 
 def compose(
-    spec: CanvasSpec, images: torch.Tensor, image_indices: torch.Tensor, keys: np.ndarray
+    spec: CanvasSpec, images: torch.Tensor, dataset_indices: torch.Tensor, keys: np.ndarray
 ) -> torch.Tensor:
     """Make canvases.
 
     Args:
         spec: the variant.
         images: ``(N, 28, 28)`` uint8, all images of the split (clutter comes from them).
-        image_indices: ``(B,)`` int64 on ``images``' device: the image each canvas shows.
+        dataset_indices: ``(B,)`` int64 on ``images``' device: the image each canvas shows.
         keys: ``(B,)`` uint64 canvas keys (see :func:`fixed_keys`).
 
     Returns:
         ``(B, H, W)`` uint8 canvases on ``images``' device.
     """
-    digits = torch.index_select(images, 0, image_indices)  # (B, 28, 28); far faster than images[idx]
+    digits = torch.index_select(images, 0, dataset_indices)  # (B, 28, 28); far faster than images[idx]
     if spec.variant == "centred":
         return digits
     device = images.device
     n_images = images.shape[0]
-    batch = image_indices.shape[0]
+    batch = dataset_indices.shape[0]
     h, w, size, n = spec.height, spec.width, spec.clutter_size, spec.n_clutter
     # every draw reduced to its range at once: (B, 2 + 5n) int64
     ranges = np.array(
@@ -189,7 +220,7 @@ def compose(
     canvas.scatter_(0, (digit_at[:, None] + square(IMAGE_SIZE, w)).reshape(-1), digits.reshape(-1))
     if n:
         # another image of the split: shifted by 1..N-1, so never the digit itself
-        source = (image_indices.view(-1, 1) + 1 + ints[:, 2::5]) % n_images  # (B, n)
+        source = (dataset_indices.view(-1, 1) + 1 + ints[:, 2::5]) % n_images  # (B, n)
         crop_at = source * IMAGE_SIZE**2 + ints[:, 3::5] * IMAGE_SIZE + ints[:, 4::5]  # (B, n)
         crops = torch.take(images, crop_at[..., None] + square(size, IMAGE_SIZE))  # (B, n, c*c)
         piece_at = starts[:, None] + ints[:, 5::5] * w + ints[:, 6::5]  # (B, n)

@@ -4,13 +4,17 @@ The data folder is chosen, in order, by an explicit ``data_dir`` argument, the
 ``GLIMPSE_DATA_DIR`` environment variable, or the default user cache folder
 (``$XDG_CACHE_HOME/glimpse-mnist``, else ``~/.cache/glimpse-mnist``). It uses
 torchvision's layout: ``<data_dir>/MNIST/raw/train-images-idx3-ubyte[.gz]`` and so on,
-``FashionMNIST`` for Fashion-MNIST.
+``FashionMNIST`` for Fashion-MNIST. The chosen folder is the only one looked in: a
+``data_dir`` that lacks a file never falls back to another folder's copy.
 
 The folder is treated as read-only: ``.gz`` files are decompressed in memory, never next
 to themselves. Every file's decompressed content is checked against the sha256 digest
 of the published dataset (:data:`RAW_SHA256`), so a truncated or corrupted copy fails
-loudly with its path and both digests. Files that are missing are downloaded through
-torchvision (into the data folder when it is writable, else into the user cache).
+loudly with its path and both digests (:class:`DataIntegrityError`); a file or folder
+that exists but cannot be read (permissions, a directory where a file should be, a
+symbolic link loop) fails with :class:`DataReadError`, saying which. Files that are
+missing are downloaded through torchvision into the data folder when it is writable,
+else into the user cache (with a warning naming both folders).
 
 Splits:
 
@@ -25,10 +29,13 @@ same in-memory tensors.
 
 from __future__ import annotations
 
+import errno
 import functools
 import gzip
 import hashlib
 import os
+import stat
+import warnings
 import zlib
 from pathlib import Path
 from typing import NamedTuple
@@ -41,6 +48,9 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 #: Number of training images held out, from the end of the official training set, as ``val``.
 VAL_SIZE = 5_000
+
+#: Number of images of each split (the same for both datasets; the checksums fix them).
+SPLIT_SIZES: dict[str, int] = {"train": 60_000 - VAL_SIZE, "val": VAL_SIZE, "test": 10_000}
 
 #: torchvision's folder name for each dataset.
 FOLDERS: dict[str, str] = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
@@ -88,7 +98,12 @@ RAW_SHA256: dict[str, dict[str, str]] = {
 
 
 class DataNotFoundError(FileNotFoundError):
-    """The dataset files are not in any folder looked in and could not be downloaded."""
+    """The dataset files are not in the data folder and could not be downloaded."""
+
+
+class DataReadError(OSError):
+    """A dataset file or folder exists but cannot be read: permissions, a directory where a
+    file should be, a symbolic link loop, or an I/O error. Its content is not in question."""
 
 
 class DataIntegrityError(ValueError):
@@ -122,11 +137,18 @@ def default_cache_dir() -> Path:
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """The data folder: ``data_dir`` if given, else ``$GLIMPSE_DATA_DIR``, else the user cache."""
     if data_dir is not None:
-        return Path(data_dir).expanduser().resolve()
+        return _resolve(Path(data_dir), "data_dir")
     env = os.environ.get("GLIMPSE_DATA_DIR")
     if env:
-        return Path(env).expanduser().resolve()
-    return default_cache_dir().resolve()
+        return _resolve(Path(env), "GLIMPSE_DATA_DIR")
+    return _resolve(default_cache_dir(), "the user cache folder")
+
+
+def _resolve(path: Path, what: str) -> Path:
+    try:
+        return path.expanduser().resolve()
+    except (RuntimeError, OSError) as exc:  # Python 3.11 raises RuntimeError on a symlink loop
+        raise DataReadError(f"{what} {path} cannot be resolved to a folder: {exc}") from exc
 
 
 def _check_dataset(dataset: str) -> None:
@@ -135,11 +157,47 @@ def _check_dataset(dataset: str) -> None:
 
 
 def _find_raw(root: Path, dataset: str, name: str) -> Path | None:
+    """The file of ``name`` (plain, else ``.gz``), ``None`` if neither exists.
+
+    Raises :class:`DataReadError` for something there that cannot be read as a file.
+    """
     raw = root / FOLDERS[dataset] / "raw"
     for candidate in (raw / name, raw / f"{name}.gz"):
-        if candidate.is_file():
+        if _is_data_file(candidate):
             return candidate
     return None
+
+
+_HOW_TO_FIX = "fix it, or point data_dir (or GLIMPSE_DATA_DIR) at a folder with readable copies"
+
+
+def _is_data_file(path: Path) -> bool:
+    """True for a regular file (or a link to one), False when nothing is there; else an error."""
+    try:
+        mode = os.stat(path).st_mode  # follows symbolic links
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise DataReadError(
+                f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; {_HOW_TO_FIX}"
+            ) from None
+        return False
+    except NotADirectoryError:
+        return False  # a file where a folder of the layout should be: nothing to find there
+    except PermissionError as exc:
+        raise DataReadError(
+            f"cannot look into the folder {path.parent}: permission denied ({exc.strerror}); the "
+            f"folder, or one above it, is not searchable by this user: make it readable "
+            f"(chmod a+rx), or point data_dir at a readable copy"
+        ) from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataReadError(f"{path} is a symbolic link loop; {_HOW_TO_FIX}") from exc
+        raise DataReadError(f"cannot look at {path}: {exc.strerror or exc}; {_HOW_TO_FIX}") from exc
+    if stat.S_ISDIR(mode):
+        raise DataReadError(f"{path} is a directory, not a data file; {_HOW_TO_FIX}")
+    if not stat.S_ISREG(mode):
+        raise DataReadError(f"{path} is not a regular file (a device, socket or pipe); {_HOW_TO_FIX}")
+    return True
 
 
 def _missing(root: Path, dataset: str) -> list[str]:
@@ -163,26 +221,36 @@ def _is_writable(path: Path) -> bool:
 
 
 def _locate(root: Path, dataset: str) -> Path:
-    """The folder that holds all four files of ``dataset``, downloading them if needed."""
-    if not _missing(root, dataset):
+    """The folder that holds all four files of ``dataset``: ``root``, the only folder looked
+    in, or the folder the missing files were downloaded into."""
+    missing = _missing(root, dataset)
+    if not missing:
         return root
+    folder = FOLDERS[dataset]
     cache = default_cache_dir().resolve()
-    looked = [root] if cache == root else [root, cache]
-    if cache != root and not _missing(cache, dataset):
-        return cache
     target = root if _is_writable(root) else cache
+    where = (
+        f"into {target}"
+        if target == root
+        else f"into the user cache {target}, since the data folder {root} is not writable"
+    )
     try:
         _download(target, dataset)
     except Exception as exc:
-        folder = FOLDERS[dataset]
-        expected = ", ".join(f"{n}[.gz]" for n in _missing(root, dataset))
+        expected = ", ".join(f"{n}[.gz]" for n in missing)
         raise DataNotFoundError(
-            f"{dataset} data not found. Looked in: {', '.join(str(p / folder / 'raw') for p in looked)}; "
-            f"missing files: {expected}. Downloading them through torchvision into {target} failed "
-            f"({type(exc).__name__}: {exc}). To fix: copy the four raw IDX files (gzipped or not) "
-            f"into <data_dir>/{folder}/raw/ and pass data_dir=<data_dir> or set GLIMPSE_DATA_DIR, "
+            f"{dataset} data not found in the data folder {root / folder / 'raw'} (the only folder "
+            f"looked in); missing files: {expected}. Downloading them through torchvision {where} "
+            f"failed ({type(exc).__name__}: {exc}). To fix: copy the four raw IDX files (gzipped or "
+            f"not) into <data_dir>/{folder}/raw/ and pass data_dir=<data_dir> or set GLIMPSE_DATA_DIR, "
             f"or run once with network access."
         ) from exc
+    if target != root:
+        warnings.warn(
+            f"the data folder {root} lacks {dataset} files {missing} and is not writable: downloaded "
+            f"{dataset} into the user cache {target} and loaded it from there",
+            stacklevel=2,
+        )
     if _missing(target, dataset):
         raise DataNotFoundError(
             f"torchvision's download into {target} did not produce {_missing(target, dataset)}; "
@@ -194,10 +262,25 @@ def _locate(root: Path, dataset: str) -> Path:
 def _read_verified(path: Path, dataset: str, name: str) -> bytes:
     try:
         blob = path.read_bytes()
+    except PermissionError as exc:
+        raise DataReadError(
+            f"cannot read {path}: permission denied ({exc.strerror}). The file exists but this user "
+            f"may not read it: make it readable (chmod a+r), or point data_dir at a readable copy."
+        ) from exc
+    except IsADirectoryError as exc:
+        raise DataReadError(f"{path} is a directory, not a data file; {_HOW_TO_FIX}") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataReadError(f"{path} is a symbolic link loop; {_HOW_TO_FIX}") from exc
+        raise DataReadError(
+            f"cannot read {path}: {type(exc).__name__}: {exc}. The file exists but reading it failed "
+            f"(the disk or file system, not its content); {_HOW_TO_FIX}"
+        ) from exc
+    try:
         content = gzip.decompress(blob) if path.suffix == ".gz" else blob
     except (OSError, EOFError, zlib.error) as exc:
         raise DataIntegrityError(
-            f"cannot read {path}: {type(exc).__name__}: {exc}. The file is truncated or corrupted; "
+            f"cannot decompress {path}: {type(exc).__name__}: {exc}. The file is truncated or corrupted; "
             f"delete it and download it again (or copy a good one)."
         ) from exc
     expected = RAW_SHA256[dataset][name]

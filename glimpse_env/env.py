@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -12,7 +12,17 @@ from gymnasium.error import ResetNeeded
 
 from glimpse_env.render import draw_glimpses
 from glimpse_env.retina import IntegralImage
-from glimpse_env.task import GlimpseTask, TaskConfig, check_labels, check_locations, make_config, split_action
+from glimpse_env.task import (
+    GlimpseTask,
+    TaskConfig,
+    TaskSettings,
+    check_labels,
+    check_locations,
+    split_action,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 ObsType = dict[str, np.ndarray]
 ActType = dict[str, Any]
@@ -102,21 +112,36 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     env = gym.make("GlimpseMNIST-Cluttered-v0", split="test", render_mode="rgb_array")
     ```
 
-    - ``dataset``: ``"mnist"`` or ``"fashion_mnist"``.
-    - ``variant``: ``"centred"``, ``"translated"`` or ``"cluttered"``.
-    - ``canvas_size``: int or ``(height, width)``; 28 for ``centred``.
-    - ``n_clutter``, ``clutter_size``: clutter pieces and their side (``cluttered``).
-    - ``n_glimpses``: ``T``, glimpses per episode.
-    - ``patch_size``, ``n_scales``, ``scale_factor``: the retina's ``g``, ``k``, ``s``.
-    - ``split``: ``"train"`` (first 55,000 training images), ``"val"`` (last 5,000) or ``"test"``.
-    - ``initial_location``: ``"centre"``, ``"random"`` or ``(x, y)``.
-    - ``train_size``: fix the training set to this many canvases (default: a fresh
-      canvas every episode).
-    - ``dataset_seed``: seed of the fixed canvases.
-    - ``data_dir``: data folder (else ``$GLIMPSE_DATA_DIR``, else the user cache).
+    The settings are the fields of :class:`~glimpse_env.task.TaskConfig` (their one
+    definition, with the defaults and the checks); ``gym.make(id, **overrides)`` starts from
+    the id's settings (:data:`~glimpse_env.registration.ENV_SPECS`), ``GlimpseEnv(**kwargs)``
+    from the defaults (a 28x28 centred MNIST, 6 glimpses of one 8x8 scale).
+
+    - ``dataset``: ``"mnist"`` (default) or ``"fashion_mnist"``.
+    - ``variant``: ``"centred"`` (default), ``"translated"`` or ``"cluttered"``.
+    - ``canvas_size``: int or ``(height, width)``, 28 to 512 a side; 28 for ``centred``
+      (default: 28 for ``centred``, else 60).
+    - ``n_clutter`` (1 to 128), ``clutter_size`` (1 to 28): clutter pieces and their side
+      (``cluttered`` only).
+    - ``n_glimpses``: ``T``, glimpses per episode, 1 to 1000 (default 6).
+    - ``patch_size``, ``n_scales``, ``scale_factor``: the retina's ``g`` (default 8, at most
+      the canvas), ``k`` (default 1, at most 16), ``s`` (default 2); the largest scale
+      ``g * s**(k - 1)`` may be at most 4 times the canvas's longer side (a scale twice
+      the canvas already sees all of it from any location).
+    - ``split``: ``"train"`` (default; the first 55,000 training images), ``"val"`` (the
+      last 5,000) or ``"test"``.
+    - ``initial_location``: ``"centre"`` (default), ``"random"`` or an ``(x, y)`` pair of
+      real numbers in ``[-1, 1]``.
+    - ``train_size``: fix the training set to this many canvases, at most 55,000 (default
+      ``None``: a fresh canvas every episode).
+    - ``dataset_seed``: seed of the fixed canvases (default 0).
+    - ``data_dir``: data folder (else ``$GLIMPSE_DATA_DIR``, else the user cache); the
+      only folder looked in.
     - ``render_mode``: ``None`` or ``"rgb_array"``.
 
-    Invalid settings raise ``ValueError`` at construction.
+    Invalid settings raise at construction, naming the argument: ``TypeError`` for a wrong
+    type (integers are Python, numpy or torch integers, never bools, floats or strings)
+    or an unknown keyword, ``ValueError`` for a wrong value or a size above its limit.
 
     ## Vectorized environment
 
@@ -138,39 +163,13 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     def __init__(
         self,
         *,
-        dataset: str = "mnist",
-        variant: str = "centred",
-        canvas_size: int | tuple[int, int] | None = None,
-        n_clutter: int = 0,
-        clutter_size: int = 0,
-        n_glimpses: int = 6,
-        patch_size: int = 8,
-        n_scales: int = 1,
-        scale_factor: int = 2,
-        split: str = "train",
-        initial_location: str | tuple[float, float] = "centre",
-        train_size: int | None = None,
-        dataset_seed: int = 0,
         data_dir: str | os.PathLike[str] | None = None,
         render_mode: str | None = None,
+        **settings: Unpack[TaskSettings],
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        config = make_config(
-            dataset=dataset,
-            variant=variant,
-            canvas_size=canvas_size,
-            n_clutter=n_clutter,
-            clutter_size=clutter_size,
-            split=split,
-            n_glimpses=n_glimpses,
-            patch_size=patch_size,
-            n_scales=n_scales,
-            scale_factor=scale_factor,
-            initial_location=initial_location,
-            train_size=train_size,
-            dataset_seed=dataset_seed,
-        )
+        config = TaskConfig.from_kwargs(settings, owner="GlimpseEnv", others=("data_dir", "render_mode"))
         self.task = GlimpseTask(config, data_dir=data_dir, device="cpu")
         self.config = config
         self.render_mode = render_mode
@@ -220,8 +219,8 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
         location = self.task.initial_locations(self.np_random, 1)[0]
         self._trail = [location]
         info: dict[str, Any] = {"location": location.copy(), "step": 0}
-        if episodes.sample_indices[0] >= 0:
-            info["index"] = int(episodes.sample_indices[0])
+        if episodes.canvas_indices[0] >= 0:
+            info["index"] = int(episodes.canvas_indices[0])
         return self._observe(location), info
 
     def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:

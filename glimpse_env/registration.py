@@ -8,19 +8,26 @@ import gymnasium as gym
 
 
 class EnvSpec(NamedTuple):
-    """One registered environment."""
+    """One registered environment: its id, its settings (keyword arguments of
+    :class:`~glimpse_env.task.TaskConfig`, exactly what ``gym.spec(env_id).kwargs`` holds)
+    and the setting of the literature it reproduces."""
 
     env_id: str
     kwargs: dict[str, Any]
     reproduces: str
 
 
-_COMMON = {"scale_factor": 2}
-
 ENV_SPECS: tuple[EnvSpec, ...] = (
     EnvSpec(
         "GlimpseMNIST-v0",
-        {"dataset": "mnist", "variant": "centred", "n_glimpses": 6, "patch_size": 8, "n_scales": 1},
+        {
+            "dataset": "mnist",
+            "variant": "centred",
+            "n_glimpses": 6,
+            "patch_size": 8,
+            "n_scales": 1,
+            "scale_factor": 2,
+        },
         "RAM paper (Mnih et al. 2014) Table 1a: 28x28 MNIST",
     ),
     EnvSpec(
@@ -32,6 +39,7 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
             "n_glimpses": 8,
             "patch_size": 12,
             "n_scales": 3,
+            "scale_factor": 2,
         },
         "RAM paper Table 1b: 60x60 translated MNIST",
     ),
@@ -46,6 +54,7 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
             "n_glimpses": 6,
             "patch_size": 12,
             "n_scales": 3,
+            "scale_factor": 2,
         },
         "the study (Wu et al.): 40x40 cluttered MNIST, 5 pieces of 5x5",
     ),
@@ -60,6 +69,7 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
             "n_glimpses": 8,
             "patch_size": 12,
             "n_scales": 3,
+            "scale_factor": 2,
         },
         "RAM paper Table 2a: 60x60 cluttered MNIST, 4 pieces of 8x8",
     ),
@@ -74,12 +84,20 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
             "n_glimpses": 8,
             "patch_size": 12,
             "n_scales": 4,
+            "scale_factor": 2,
         },
         "RAM paper Table 2b: 100x100 cluttered MNIST, 8 pieces of 8x8",
     ),
     EnvSpec(
         "GlimpseMNIST-Fashion-v0",
-        {"dataset": "fashion_mnist", "variant": "centred", "n_glimpses": 6, "patch_size": 7, "n_scales": 3},
+        {
+            "dataset": "fashion_mnist",
+            "variant": "centred",
+            "n_glimpses": 6,
+            "patch_size": 7,
+            "n_scales": 3,
+            "scale_factor": 2,
+        },
         "the study (Wu et al.): Fashion-MNIST, 6 glimpses of 7x7 at 3 scales",
     ),
 )
@@ -94,5 +112,5 @@ def register_envs() -> None:
             id=spec.env_id,
             entry_point="glimpse_env.env:GlimpseEnv",
             vector_entry_point="glimpse_env.vector:GlimpseVectorEnv",
-            kwargs={**_COMMON, **spec.kwargs},
+            kwargs=dict(spec.kwargs),
         )

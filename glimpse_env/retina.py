@@ -52,9 +52,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from glimpse_env.validation import check_int
+
 __all__ = ["IntegralImage", "Retina", "RetinaConfig"]
 
 Array = Union[torch.Tensor, np.ndarray]  # noqa: UP007 - a runtime alias, py3.10 compatible
+
+#: Largest side of a retina scale, ``patch_size * scale_factor**(n_scales - 1)``, in pixels:
+#: far larger than any image, and small enough that every edge and box sum is exact.
+MAX_PATCH_SIDE = 2**20
 
 #: Largest number of pixels whose uint8 integral image fits int32.
 _INT32_EXACT_PIXELS = (2**31 - 1) // 255
@@ -158,6 +164,10 @@ class Retina:
         n_scales: ``k``, number of concentric scales. At least 1.
         scale_factor: ``s``, integer ratio between the sides of successive scales. At least 1.
 
+    Sizes are integers (Python, numpy or torch scalars): another type raises ``TypeError``,
+    a value below 1 ``ValueError``, and so does a largest scale ``g * s**(k - 1)`` above
+    :data:`MAX_PATCH_SIDE` (``2**20`` pixels).
+
     Calling the retina on images ``(B, H, W)`` and locations ``(B, 2)`` returns
     ``(B, k, g, g)`` float32 in ``[0, 1]``; on images ``(B, C, H, W)`` it returns
     ``(B, k * C, g, g)`` ordered scale-major (all channels of scale 0, then of scale 1, ...).
@@ -168,13 +178,18 @@ class Retina:
     """
 
     def __init__(self, patch_size: int, n_scales: int = 1, scale_factor: int = 2) -> None:
-        for name, value in (
-            ("patch_size", patch_size),
-            ("n_scales", n_scales),
-            ("scale_factor", scale_factor),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        patch_size = check_int(patch_size, "patch_size", low=1)
+        n_scales = check_int(n_scales, "n_scales", low=1)
+        scale_factor = check_int(scale_factor, "scale_factor", low=1)
+        # the largest scale's side g * s**(k - 1), bounded before it is computed in full
+        too_large = scale_factor > 1 and (n_scales - 1) * (scale_factor.bit_length() - 1) > 64
+        if too_large or patch_size * scale_factor ** (n_scales - 1) > MAX_PATCH_SIDE:
+            raise ValueError(
+                f"the largest scale of Retina(patch_size={patch_size}, n_scales={n_scales}, "
+                f"scale_factor={scale_factor}) would be patch_size * scale_factor**(n_scales - 1) "
+                f"pixels wide, more than MAX_PATCH_SIDE = 2**20 (far beyond any image, and the limit "
+                f"that keeps the pixel arithmetic exact); use fewer scales or a smaller scale_factor"
+            )
         self.config = RetinaConfig(patch_size, n_scales, scale_factor)
         self.patch_size = patch_size
         self.n_scales = n_scales

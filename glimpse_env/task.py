@@ -7,64 +7,127 @@ judge actions by the same rules.
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+import reprlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple, TypedDict
 
 import numpy as np
 import torch
 
-from glimpse_env.canvas import CanvasSpec, compose, fixed_keys
-from glimpse_env.data import CLASS_NAMES, DATASETS, SPLITS, SplitData, load_split_to, resolve_data_dir
+from glimpse_env.canvas import IMAGE_SIZE, MAX_CANVAS_SIDE, CanvasSpec, compose, fixed_keys
+from glimpse_env.data import (
+    CLASS_NAMES,
+    DATASETS,
+    SPLIT_SIZES,
+    SPLITS,
+    SplitData,
+    load_split_to,
+    resolve_data_dir,
+)
 from glimpse_env.retina import Retina
+from glimpse_env.validation import check_int, is_integer, is_real
 
 INITIAL_LOCATIONS = ("centre", "center", "random")
 ACTION_KEYS = frozenset({"location", "label"})
 
+#: Most glimpses per episode: 125x the most the RAM paper uses (8). The rendering trail
+#: holds every location of an episode.
+MAX_GLIMPSES = 1000
+#: Most retina scales (the paper uses up to 4). With ``scale_factor=1`` every scale is the
+#: same square, and the observation grows with every scale.
+MAX_SCALES = 16
+#: The largest retina scale, ``patch_size * scale_factor**(n_scales - 1)`` pixels, may be
+#: at most this many times the canvas's longer side. A scale twice the canvas side sees the
+#: whole canvas from any location, even a corner, so a larger one only adds empty border;
+#: the bound leaves room above that and keeps the pixel arithmetic far from overflowing.
+MAX_SCALE_RATIO = 4
+#: Default canvas side of the ``translated`` and ``cluttered`` variants.
+DEFAULT_CANVAS_SIDE = 60
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class TaskConfig:
-    """Every setting of a glimpse task, validated on construction."""
+    """Every setting of a glimpse task: the one definition of the environments' keyword arguments.
+
+    :class:`~glimpse_env.env.GlimpseEnv`, :class:`~glimpse_env.vector.GlimpseVectorEnv`,
+    ``gym.make``/``gym.make_vec`` and :class:`~glimpse_env.canvas_source.CanvasSource` take
+    these fields as keyword arguments, with these defaults. Construction validates them:
+    a wrong type raises ``TypeError`` (integers are Python, numpy or torch integers; never a
+    bool, a float or a string), a wrong value ``ValueError``, each naming the argument.
+    Sizes are bounded (:data:`~glimpse_env.canvas.MAX_CANVAS_SIDE`,
+    :data:`~glimpse_env.canvas.MAX_CLUTTER`, :data:`MAX_GLIMPSES`, :data:`MAX_SCALES`,
+    :data:`MAX_SCALE_RATIO`) so that a typo cannot ask for seconds and gigabytes per reset.
+    Values are stored as plain Python values (``canvas_size`` as given, an ``int`` or a
+    ``(height, width)`` tuple; ``initial_location`` as a name or an ``(x, y)`` tuple).
+    """
 
     dataset: str = "mnist"
     """``"mnist"`` or ``"fashion_mnist"``."""
-    canvas: CanvasSpec = field(default_factory=CanvasSpec.centred)
-    """How the image is placed on the canvas (see :mod:`glimpse_env.canvas`)."""
+    variant: str = "centred"
+    """``"centred"``, ``"translated"`` or ``"cluttered"`` (see :mod:`glimpse_env.canvas`)."""
+    canvas_size: int | tuple[int, int] | None = None
+    """Canvas side, or ``(height, width)``: 28 for ``centred``; 28 to 512 otherwise
+    (:data:`~glimpse_env.canvas.MAX_CANVAS_SIDE`). ``None``: 28 for ``centred``, else 60."""
+    n_clutter: int = 0
+    """Clutter pieces per canvas, 1 to 128 (``cluttered`` only)."""
+    clutter_size: int = 0
+    """Side of each clutter piece, 1 to 28 (``cluttered`` only)."""
+    n_glimpses: int = 6
+    """``T``: glimpses per episode, 1 to 1000; the label given at step ``T`` is judged."""
+    patch_size: int = 8
+    """``g``: side of each retina patch, at most the canvas's shorter side."""
+    n_scales: int = 1
+    """``k``: retina scales, 1 to 16."""
+    scale_factor: int = 2
+    """``s``: side ratio of successive scales; the largest scale ``g * s**(k - 1)`` may be at
+    most 4 times the canvas's longer side (:data:`MAX_SCALE_RATIO`)."""
     split: str = "train"
     """``"train"``, ``"val"`` or ``"test"`` (see :mod:`glimpse_env.data`)."""
-    n_glimpses: int = 6
-    """``T``: glimpses per episode; the label given at step ``T`` is judged."""
-    patch_size: int = 8
-    """``g``: side of each retina patch."""
-    n_scales: int = 1
-    """``k``: retina scales."""
-    scale_factor: int = 2
-    """``s``: side ratio of successive scales."""
     initial_location: str | tuple[float, float] = "centre"
-    """``"centre"``, ``"random"`` (uniform in ``[-1, 1]^2``) or a fixed ``(x, y)``."""
+    """``"centre"`` (or ``"center"``), ``"random"`` (uniform in ``[-1, 1]^2``) or a fixed
+    ``(x, y)`` pair of real numbers in ``[-1, 1]``."""
     train_size: int | None = None
-    """Fix the training set to this many canvases (``split="train"`` only); ``None`` draws
-    a fresh canvas every episode."""
+    """Fix the training set to this many canvases, 1 to 55,000 (``split="train"`` only);
+    ``None`` draws a fresh canvas every episode."""
     dataset_seed: int = 0
-    """Seed of the fixed canvases (``val``, ``test`` and a fixed training set)."""
+    """Seed of the fixed canvases (``val``, ``test`` and a fixed training set), 0 to 2**64 - 1."""
+    canvas: CanvasSpec = field(init=False, repr=False, compare=False)
+    """Derived, not an argument: how the image is placed on the canvas."""
 
     def __post_init__(self) -> None:
+        def store(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)  # a frozen dataclass normalising its fields
+
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; expected one of {DATASETS}")
         if self.split not in SPLITS:
             raise ValueError(f"unknown split {self.split!r}; expected one of {SPLITS}")
-        for name in ("n_glimpses", "patch_size", "n_scales", "scale_factor"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        smallest = min(self.canvas.height, self.canvas.width)
+        store("dataset", str(self.dataset))
+        store("split", str(self.split))
+        height, width = self._canvas_shape()
+        canvas = CanvasSpec(self.variant, height, width, self.n_clutter, self.clutter_size)
+        store("canvas", canvas)
+        store("variant", canvas.variant)
+        store("n_clutter", canvas.n_clutter)
+        store("clutter_size", canvas.clutter_size)
+        store(
+            "n_glimpses",
+            check_int(self.n_glimpses, "n_glimpses", low=1, high=MAX_GLIMPSES, why=" (MAX_GLIMPSES)"),
+        )
+        store("patch_size", check_int(self.patch_size, "patch_size", low=1))
+        store("n_scales", check_int(self.n_scales, "n_scales", low=1, high=MAX_SCALES, why=" (MAX_SCALES)"))
+        store("scale_factor", check_int(self.scale_factor, "scale_factor", low=1))
+        smallest = min(height, width)
         if self.patch_size > smallest:
             raise ValueError(
-                f"patch_size={self.patch_size} is larger than the {self.canvas.height}x"
-                f"{self.canvas.width} canvas: the finest scale would see more than the whole "
+                f"patch_size={self.patch_size} is larger than the {height}x{width} "
+                f"canvas: the finest scale would see more than the whole "
                 f"image. Use patch_size <= {smallest}."
             )
+        self._check_largest_scale(height, width)
         if isinstance(self.initial_location, str):
             if self.initial_location not in INITIAL_LOCATIONS:
                 raise ValueError(
@@ -72,88 +135,165 @@ class TaskConfig:
                     f"[-1, 1], got {self.initial_location!r}"
                 )
         else:
-            loc = np.asarray(self.initial_location, dtype=np.float64)
-            if loc.shape != (2,) or not (np.abs(loc) <= 1).all():
-                raise ValueError(
-                    f"initial_location as a point must be (x, y) in [-1, 1], got {self.initial_location!r}"
-                )
+            store("initial_location", _initial_point(self.initial_location))
         if self.train_size is not None:
             if self.split != "train":
                 raise ValueError(
                     f"train_size fixes the training set; it does not apply to split={self.split!r}"
                 )
-            if (
-                isinstance(self.train_size, bool)
-                or not isinstance(self.train_size, (int, np.integer))
-                or self.train_size < 1
-            ):
-                raise ValueError(f"train_size must be a positive integer or None, got {self.train_size!r}")
-        if (
-            isinstance(self.dataset_seed, bool)
-            or not isinstance(self.dataset_seed, (int, np.integer))
-            or self.dataset_seed < 0
-        ):
-            raise ValueError(f"dataset_seed must be a non-negative integer, got {self.dataset_seed!r}")
+            store(
+                "train_size",
+                check_int(
+                    self.train_size,
+                    "train_size",
+                    low=1,
+                    high=SPLIT_SIZES["train"],
+                    why=" (the images of the train split: a larger set would show each image twice)",
+                ),
+            )
+        store("dataset_seed", check_int(self.dataset_seed, "dataset_seed", low=0, high=2**64 - 1))
+
+    def _canvas_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of ``canvas_size``; ``canvas_size`` stored as plain ints."""
+        size = self.canvas_size
+        if size is None:
+            side = IMAGE_SIZE if self.variant == "centred" else DEFAULT_CANVAS_SIDE
+            return side, side
+        pair: tuple[object, ...]
+        if is_integer(size):
+            pair = (size, size)
+        elif isinstance(size, (tuple, list, np.ndarray)) and len(size) == 2:
+            pair = tuple(size)
+        else:
+            pair = ()
+        if not pair or not all(is_integer(side) for side in pair):
+            raise TypeError(
+                f"canvas_size must be an integer or a (height, width) pair of integers, got "
+                f"{reprlib.repr(size)} of type {type(size).__name__}"
+            )
+        height, width = (int(side) for side in pair)  # type: ignore[call-overload]
+        if not (IMAGE_SIZE <= min(height, width) and max(height, width) <= MAX_CANVAS_SIDE):
+            raise ValueError(
+                f"canvas_size must be {IMAGE_SIZE} to {MAX_CANVAS_SIDE} pixels a side (at least the "
+                f"{IMAGE_SIZE}x{IMAGE_SIZE} image; at most MAX_CANVAS_SIDE, 5x the largest canvas of "
+                f"the RAM paper), got {size!r}"
+            )
+        object.__setattr__(self, "canvas_size", height if is_integer(size) else (height, width))
+        return height, width
+
+    def _check_largest_scale(self, height: int, width: int) -> None:
+        g, k, s = self.patch_size, self.n_scales, self.scale_factor
+        limit = MAX_SCALE_RATIO * max(height, width)
+        largest = g * s ** (k - 1)  # k <= MAX_SCALES: a small power
+        if largest <= limit:
+            return
+        fits = 1
+        while fits < k and g * s**fits <= limit:
+            fits += 1
+        raise ValueError(
+            f"n_scales={k} with scale_factor={s} makes the largest retina scale patch_size * "
+            f"scale_factor**(n_scales - 1) = {largest} pixels wide, more than {MAX_SCALE_RATIO}x the "
+            f"longer side of the {height}x{width} canvas ({limit} pixels, MAX_SCALE_RATIO). A scale "
+            f"twice the canvas side already sees the whole canvas from any location, so a larger one "
+            f"only adds empty border. Use n_scales <= {fits} with these sizes, or a smaller "
+            f"scale_factor or patch_size."
+        )
+
+    @classmethod
+    def from_kwargs(
+        cls, kwargs: Mapping[str, Any], *, owner: str = "TaskConfig", others: Sequence[str] = ()
+    ) -> TaskConfig:
+        """A config from keyword arguments; an unknown one raises a ``TypeError`` naming it.
+
+        Args:
+            kwargs: settings (the fields of this class).
+            owner: who takes them, for the message (e.g. ``"GlimpseEnv"``).
+            others: the owner's other keyword arguments, listed as valid in the message.
+        """
+        unknown = [name for name in kwargs if name not in SETTINGS]
+        if unknown:
+            valid = [*others, *SETTINGS]
+            hints = {name: difflib.get_close_matches(str(name), valid, n=1) for name in unknown}
+            named = ", ".join(
+                f"{name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                for name, hint in hints.items()
+            )
+            raise TypeError(
+                f"{owner} got unknown keyword argument{'s' if len(unknown) > 1 else ''} {named}; "
+                f"the keyword arguments are: {', '.join(valid)}"
+            )
+        return cls(**kwargs)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as keyword arguments: ``TaskConfig(**config.settings()) == config``."""
+        return {name: getattr(self, name) for name in SETTINGS}
 
     @property
     def num_classes(self) -> int:
         return len(CLASS_NAMES[self.dataset])
 
 
-def make_config(
-    *,
-    dataset: str = "mnist",
-    variant: str = "centred",
-    canvas_size: int | tuple[int, int] | None = None,
-    n_clutter: int = 0,
-    clutter_size: int = 0,
-    split: str = "train",
-    n_glimpses: int = 6,
-    patch_size: int = 8,
-    n_scales: int = 1,
-    scale_factor: int = 2,
-    initial_location: str | tuple[float, float] = "centre",
-    train_size: int | None = None,
-    dataset_seed: int = 0,
-) -> TaskConfig:
-    """A :class:`TaskConfig` from the flat keyword arguments the environments take."""
-    if canvas_size is None:
-        canvas_size = 28 if variant == "centred" else 60
-    if isinstance(canvas_size, (int, np.integer)):
-        height = width = int(canvas_size)
-    else:
-        try:
-            height, width = (int(v) for v in canvas_size)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"canvas_size must be an int or a (height, width) pair, got {canvas_size!r}"
-            ) from None
-    canvas = CanvasSpec(variant, height, width, n_clutter, clutter_size)
-    if not isinstance(initial_location, str):
-        initial_location = tuple(float(v) for v in np.asarray(initial_location).ravel())  # type: ignore[assignment]
-    return TaskConfig(
-        dataset=dataset,
-        canvas=canvas,
-        split=split,
-        n_glimpses=n_glimpses,
-        patch_size=patch_size,
-        n_scales=n_scales,
-        scale_factor=scale_factor,
-        initial_location=initial_location,
-        train_size=train_size,
-        dataset_seed=dataset_seed,
+#: The names of the settings, in order: the fields of :class:`TaskConfig`.
+SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(TaskConfig) if f.init)
+
+
+class TaskSettings(TypedDict, total=False):
+    """The settings as a ``TypedDict``, to type ``**settings`` keyword arguments.
+
+    The same names and types as :class:`TaskConfig`'s fields (a test holds this); the
+    defaults, documentation and checks are :class:`TaskConfig`'s.
+    """
+
+    dataset: str
+    variant: str
+    canvas_size: int | tuple[int, int] | None
+    n_clutter: int
+    clutter_size: int
+    n_glimpses: int
+    patch_size: int
+    n_scales: int
+    scale_factor: int
+    split: str
+    initial_location: str | tuple[float, float]
+    train_size: int | None
+    dataset_seed: int
+
+
+def _initial_point(value: object) -> tuple[float, float]:
+    """A fixed ``initial_location``: an ``(x, y)`` pair of real numbers in ``[-1, 1]``."""
+    expected = (
+        f"initial_location must be one of {INITIAL_LOCATIONS} or an (x, y) pair of real numbers in [-1, 1]"
     )
+    items: list[object]
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        items = list(value) if value.ndim == 1 else [value]
+    elif isinstance(value, (tuple, list)):
+        items = list(value)
+    else:
+        raise TypeError(f"{expected}, got {reprlib.repr(value)} of type {type(value).__name__}")
+    if len(items) != 2:
+        raise ValueError(f"{expected}, got {reprlib.repr(value)} ({len(items)} items, not 2)")
+    if not all(is_real(item) for item in items):
+        raise TypeError(
+            f"{expected}, got {reprlib.repr(value)}: both items must be real numbers (ints or "
+            f"floats; not bools, strings or complex numbers)"
+        )
+    x, y = (float(item) for item in items)  # type: ignore[arg-type]
+    if not (abs(x) <= 1.0 and abs(y) <= 1.0):  # NaN fails too
+        raise ValueError(f"{expected}, got {reprlib.repr(value)}: outside [-1, 1] or not finite")
+    return (x, y)
 
 
 class Episodes(NamedTuple):
     """Where a batch of new episodes comes from."""
 
-    image_indices: np.ndarray
-    """``(B,)`` int64: the dataset image each canvas shows."""
+    dataset_indices: np.ndarray
+    """``(B,)`` int64: the image of the split each canvas shows (its dataset index)."""
     keys: np.ndarray
     """``(B,)`` uint64: canvas keys (positions and clutter)."""
-    sample_indices: np.ndarray
-    """``(B,)`` int64: index of the canvas in the fixed set, ``-1`` for a fresh one."""
+    canvas_indices: np.ndarray
+    """``(B,)`` int64: index of the canvas in the fixed set (``options={"index": i}``), ``-1``
+    for a fresh one."""
 
 
 class GlimpseTask:
@@ -209,20 +349,23 @@ class GlimpseTask:
 
     def sample(self, rng: np.random.Generator, count: int, indices: Any = None) -> Episodes:
         """Choose ``count`` episodes: the given ``indices`` of the fixed set, else random ones."""
-        cfg = self.config
-        n_images = int(self.images.shape[0])
         if indices is not None:
-            samples = self.check_indices(indices, count)
-        elif self.n_samples is not None:
-            samples = rng.integers(0, self.n_samples, size=count, dtype=np.int64)
-        else:
-            images = rng.integers(0, n_images, size=count, dtype=np.int64)
-            keys = rng.integers(0, 2**64, size=count, dtype=np.uint64, endpoint=False)
-            return Episodes(images, keys, np.full(count, -1, dtype=np.int64))
+            return self.fixed_episodes(self.check_indices(indices, count))
+        if self.n_samples is not None:
+            return self.fixed_episodes(rng.integers(0, self.n_samples, size=count, dtype=np.int64))
+        # a fresh canvas: its image, then its key, drawn from rng (CanvasSource.fresh relies on it)
+        images = rng.integers(0, int(self.images.shape[0]), size=count, dtype=np.int64)
+        keys = rng.integers(0, 2**64, size=count, dtype=np.uint64, endpoint=False)
+        return Episodes(images, keys, np.full(count, -1, dtype=np.int64))
+
+    def fixed_episodes(self, indices: np.ndarray) -> Episodes:
+        """Episodes of canvases ``indices`` (``(B,)`` int64, checked) of the fixed set."""
+        cfg = self.config
         keys = fixed_keys(
-            cfg.canvas, dataset=cfg.dataset, dataset_seed=cfg.dataset_seed, split=cfg.split, indices=samples
+            cfg.canvas, dataset=cfg.dataset, dataset_seed=cfg.dataset_seed, split=cfg.split, indices=indices
         )
-        return Episodes(samples % n_images, keys, samples)
+        # canvas i of a fixed set shows image i of the split (train_size is at most the split)
+        return Episodes(indices, keys, indices)
 
     def check_indices(self, indices: Any, count: int) -> np.ndarray:
         """``indices`` as ``(count,)`` int64 within the fixed set, or a clear error."""
@@ -245,10 +388,9 @@ class GlimpseTask:
 
     def canvases(self, episodes: Episodes) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, H, W)`` uint8 canvases and ``(B,)`` int64 labels, on the task's device."""
-        image_indices = torch.from_numpy(episodes.image_indices).to(self.device)
-        return compose(self.config.canvas, self.images, image_indices, episodes.keys), self.labels[
-            image_indices
-        ]
+        dataset_indices = torch.from_numpy(episodes.dataset_indices).to(self.device)
+        canvases = compose(self.config.canvas, self.images, dataset_indices, episodes.keys)
+        return canvases, self.labels[dataset_indices]
 
     def initial_locations(self, rng: np.random.Generator, count: int) -> np.ndarray:
         """``(count, 2)`` float32 first glimpse locations."""

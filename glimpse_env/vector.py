@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import os
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -14,7 +15,18 @@ from gymnasium.vector.utils import batch_space
 from glimpse_env.env import ObsType, action_space, observation_space
 from glimpse_env.render import draw_glimpses
 from glimpse_env.retina import IntegralImage
-from glimpse_env.task import GlimpseTask, check_labels, check_locations, make_config, split_action
+from glimpse_env.task import (
+    GlimpseTask,
+    TaskConfig,
+    TaskSettings,
+    check_labels,
+    check_locations,
+    split_action,
+)
+from glimpse_env.validation import check_int
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["GlimpseVectorEnv", "TensorObs", "TensorStep"]
 
@@ -104,7 +116,9 @@ class GlimpseVectorEnv(VectorEnv):
     - ``autoreset_mode``: see above.
     - ``render_mode``: ``None`` or ``"rgb_array"`` (a tuple of one picture per sub-environment).
     - every keyword argument of :class:`~glimpse_env.env.GlimpseEnv` (``dataset``,
-      ``variant``, ``canvas_size``, ``n_glimpses``, ``split``, ``data_dir``, ...).
+      ``variant``, ``canvas_size``, ``n_glimpses``, ``split``, ``data_dir``, ...): the fields
+      of :class:`~glimpse_env.task.TaskConfig`, checked as there; an unknown keyword
+      raises ``TypeError`` naming it and listing the valid ones.
 
     ## Tensors in, tensors out
 
@@ -130,11 +144,10 @@ class GlimpseVectorEnv(VectorEnv):
         device: str | torch.device = "cpu",
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
-        data_dir: Any = None,
-        **task_kwargs: Any,
+        data_dir: str | os.PathLike[str] | None = None,
+        **settings: Unpack[TaskSettings],
     ) -> None:
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        num_envs = check_int(num_envs, "num_envs", low=1)
         try:
             mode = AutoresetMode(autoreset_mode)
         except ValueError:
@@ -142,7 +155,11 @@ class GlimpseVectorEnv(VectorEnv):
             raise ValueError(f"autoreset_mode must be one of {modes}, got {autoreset_mode!r}") from None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        config = make_config(**task_kwargs)
+        config = TaskConfig.from_kwargs(
+            settings,
+            owner="GlimpseVectorEnv",
+            others=("num_envs", "device", "autoreset_mode", "render_mode", "data_dir"),
+        )
         self.task = GlimpseTask(config, data_dir=data_dir, device=device)
         self.config = config
         self.device = self.task.device
@@ -193,7 +210,7 @@ class GlimpseVectorEnv(VectorEnv):
         self._ended[ids] = False
         if self.render_mode is not None:
             self._record_canvases(ids, canvases)
-        return episodes.sample_indices
+        return episodes.canvas_indices
 
     def _record_canvases(self, ids: np.ndarray, canvases: torch.Tensor) -> None:
         h, w = self.config.canvas.shape

@@ -289,13 +289,11 @@ def test_bad_reset_options(kwargs, options, message):
         ({"split": "validation"}, "unknown split"),
         ({"dataset": "cifar10"}, "unknown dataset"),
         ({"n_scales": 0}, "n_scales"),
-        ({"scale_factor": 1.5}, "scale_factor"),
         ({"initial_location": "corner"}, "initial_location"),
         ({"initial_location": (2.0, 0.0)}, "initial_location"),
         ({"split": "test", "train_size": 10}, "train_size"),
         ({"train_size": 0}, "train_size"),
         ({"variant": "cluttered", "canvas_size": 40}, "n_clutter"),
-        ({"canvas_size": "big"}, "canvas_size"),
         ({"render_mode": "human"}, "render_mode"),
     ],
 )

@@ -138,10 +138,26 @@ def test_boxes_match_the_cells():
         assert (c0, r0) == (edges[0, i, 0].item(), edges[1, i, 0].item())
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
-def test_invalid_geometry_is_rejected(bad):
-    with pytest.raises(ValueError, match="integer >= 1"):
+@pytest.mark.parametrize(
+    ("bad", "error"), [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)]
+)
+def test_invalid_geometry_is_rejected(bad, error):
+    with pytest.raises(error, match="patch_size must be an integer >= 1"):
         Retina(bad)
+
+
+@pytest.mark.parametrize("size", [np.int64(12), np.int32(12), np.uint8(12), torch.tensor(12)])
+def test_numpy_and_torch_integers_are_sizes(size):
+    retina = Retina(size, np.int64(3), np.int16(2))
+    assert retina.config == (12, 3, 2)
+    assert all(type(v) is int for v in retina.config)
+
+
+@pytest.mark.parametrize(("n_scales", "scale_factor"), [(62, 2), (64, 2), (2, 2**31), (10**9, 3)])
+def test_largest_scale_is_bounded(n_scales, scale_factor):
+    with pytest.raises(ValueError, match=r"MAX_PATCH_SIDE = 2\*\*20"):
+        Retina(8, n_scales, scale_factor)
+    Retina(8, 18, 2)  # 8 * 2**17 = 2**20: the largest accepted
 
 
 def test_wrong_location_shape_is_rejected():
