@@ -272,7 +272,7 @@ def _initial_point(value: object) -> tuple[float, float]:
     else:
         raise TypeError(f"{expected}, got {reprlib.repr(value)} of type {type(value).__name__}")
     if len(items) != 2:
-        raise ValueError(f"{expected}, got {reprlib.repr(value)} ({len(items)} items, not 2)")
+        raise ValueError(f"{expected}, got {reprlib.repr(value)}: {len(items)} item(s), not 2")
     if not all(is_real(item) for item in items):
         raise TypeError(
             f"{expected}, got {reprlib.repr(value)}: both items must be real numbers (ints or "
