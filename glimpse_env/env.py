@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import reprlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import gymnasium as gym
@@ -20,6 +22,7 @@ from glimpse_env.task import (
     check_locations,
     split_action,
 )
+from glimpse_env.validation import is_integer
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -69,8 +72,14 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
       ``(1, 1)`` its bottom-right corner.
     - ``label``: the class guessed. Only the label of the last step is judged.
 
-    Locations outside ``[-1, 1]``, NaN or infinite are rejected with a ``ValueError``
-    (never clipped silently): clip a sampled location yourself.
+    A location is two real numbers: Python ints and floats, numpy or torch integer and
+    floating-point values (a tensor on any device; one that requires grad is read
+    detached: the action is data). A label is one integer. Bools, strings, complex
+    numbers or timedeltas as a location, or anything but an integer as a label, raise
+    ``TypeError``; locations outside ``[-1, 1]``, NaN or infinite, a wrong shape or a
+    class out of range raise ``ValueError`` (never clipped silently): clip a sampled
+    location yourself. A step that raises changes nothing: the same step can be taken
+    again.
 
     ## Observation Space
 
@@ -88,9 +97,10 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
 
     A canvas from the chosen split; the first glimpse is taken at the centre (or at a
     uniformly random location with ``initial_location="random"``, or at a given ``(x, y)``).
-    ``reset(options={"index": i})`` shows canvas ``i`` of the fixed set (``val``, ``test``,
-    or a training set fixed by ``train_size``); without it the canvas is drawn from
-    ``self.np_random``. Fixed canvases are identical on every machine and process.
+    ``reset(options={"index": i})`` (``i`` one integer) shows canvas ``i`` of the fixed set
+    (``val``, ``test``, or a training set fixed by ``train_size``); without it the canvas is
+    drawn from ``self.np_random``. Fixed canvases are identical on every machine and
+    process.
 
     ## Episode End
 
@@ -199,17 +209,9 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[ObsType, dict[str, Any]]:
+        index = self._reset_index(options)  # checked before anything changes
         super().reset(seed=seed)
-        index = None
-        if options:
-            unknown = set(options) - {"index"}
-            if unknown:
-                raise ValueError(f"unknown reset options {sorted(unknown)}; the only option is 'index'")
-            index = options.get("index")
-        indices = None if index is None else np.asarray([index]).reshape(-1)
-        if indices is not None and indices.shape != (1,):
-            raise ValueError(f"options['index'] must be one integer, got {index!r}")
-        episodes = self.task.sample(self.np_random, 1, indices)
+        episodes = self.task.sample(self.np_random, 1, None if index is None else np.array([index]))
         canvases, labels = self.task.canvases(episodes)
         self._integral = self._retina.integral(canvases).numpy()
         self._canvas = canvases[0].numpy()
@@ -222,6 +224,29 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
         if episodes.canvas_indices[0] >= 0:
             info["index"] = int(episodes.canvas_indices[0])
         return self._observe(location), info
+
+    def _reset_index(self, options: Any) -> int | None:
+        """``options["index"]``: one integer, a canvas of the fixed set; ``None`` without it."""
+        if options is None:
+            return None
+        if not isinstance(options, Mapping):
+            raise TypeError(
+                f"reset options must be a dict such as {{'index': 3}} (or None), got "
+                f"{type(options).__name__} {reprlib.repr(options)}"
+            )
+        unknown = set(options) - {"index"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(map(str, unknown))}; the only option is 'index'")
+        index = options.get("index")
+        if index is None:
+            return None
+        if not is_integer(index):
+            raise TypeError(
+                f"options['index'] must be one integer (a canvas of the fixed set), got {reprlib.repr(index)}"
+                f" of type {type(index).__name__}; GlimpseVectorEnv takes options={{'indices': [...]}} "
+                f"for a batch"
+            )
+        return int(self.task.check_indices(np.array([int(index)]), 1)[0])
 
     def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
         if self._done:

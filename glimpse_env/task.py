@@ -401,38 +401,132 @@ class GlimpseTask:
         return np.tile(np.asarray(point, dtype=np.float32), (count, 1))
 
 
-def check_locations(locations: Any, num_envs: int | None = None) -> np.ndarray:
-    """``locations`` as float32 in ``[-1, 1]``, or a clear ``ValueError``.
+#: numpy dtype kinds of what numpy would make of a bad action component, for the messages
+_KIND_NAMES = {
+    "b": "bools",
+    "c": "complex numbers",
+    "m": "timedelta64 values",
+    "M": "datetime64 values",
+    "U": "strings",
+    "S": "bytes",
+    "O": "Python objects",
+    "V": "raw bytes",
+}
+#: torch floating dtypes that have no numpy equivalent (converted to float32 for the checks)
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
 
-    ``num_envs=None`` checks one environment's ``(2,)`` location; an integer checks a
-    batch ``(num_envs, 2)`` and names the first offending sub-environment.
-    """
-    try:
-        array = np.asarray(locations, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"action['location'] must be numbers, got {locations!r} ({exc})") from None
-    expected = (2,) if num_envs is None else (num_envs, 2)
-    if array.shape != expected:
-        raise ValueError(f"action['location'] must have shape {expected} (x, y), got shape {array.shape}")
-    if not (array.min() >= -1.0 and array.max() <= 1.0):  # NaN fails both comparisons
-        rows = array.reshape(-1, 2)
-        bad = int(np.flatnonzero(~(np.abs(rows) <= 1.0).all(axis=1))[0])
-        where = "" if num_envs is None else f" of sub-environment {bad}"
-        problem = "is NaN or infinite" if not np.isfinite(rows[bad]).all() else "is outside [-1, 1]"
+
+def _holds_bool(value: Any) -> bool:
+    """Whether a (nested) list or tuple holds a bool, which numpy would silently turn into a number."""
+    if isinstance(value, (list, tuple)):
+        return any(_holds_bool(item) for item in value)
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype == np.bool_
+    if isinstance(value, torch.Tensor):
+        return value.dtype == torch.bool
+    return False
+
+
+def _tensor_values(tensor: torch.Tensor, name: str) -> np.ndarray:
+    """A tensor's values as a host numpy array: detached (an action is data), on the CPU."""
+    if tensor.device.type == "meta":
         raise ValueError(
-            f"action['location']{where} {problem}: {rows[bad].tolist()}. Locations must be finite "
-            f"(x, y) in [-1, 1]; clip a sampled location before passing it (nothing is clipped here)"
+            f"{name} is a tensor on the 'meta' device, which holds no values; pass a tensor on a "
+            f"real device (e.g. 'cpu')"
         )
+    values = tensor.detach()
+    if values.is_floating_point() and values.dtype not in _NUMPY_FLOATS:
+        values = values.to(torch.float32)  # bfloat16, float8: no numpy dtype
+    return values.cpu().numpy()
+
+
+def _numbers(value: Any, name: str, *, kinds: str, expected: str) -> np.ndarray:
+    """``value`` (array, tensor on any device, nested list, scalar) as a numpy array whose
+    dtype kind is one of ``kinds``, or a ``TypeError`` naming ``name``."""
+    if type(value) is np.ndarray:  # the hot path: nothing to convert, nothing can hide a bool
+        array = value
+    elif isinstance(value, torch.Tensor):
+        array = _tensor_values(value, name)
+    else:
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(f"{name} must be {expected}, got {reprlib.repr(value)} ({exc})") from None
+        if isinstance(value, (list, tuple)) and array.dtype.kind in kinds and _holds_bool(value):
+            raise TypeError(
+                f"{name} must be {expected}, got {reprlib.repr(value)}, which holds a bool "
+                f"(numpy would read it as {int(True)} or {int(False)})"
+            )
+    kind = array.dtype.kind
+    if kind not in kinds:
+        what = _KIND_NAMES.get(kind, f"dtype {array.dtype}")
+        raise TypeError(f"{name} must be {expected}, got {what}: {reprlib.repr(value)}")
     return array
 
 
+def check_locations(locations: Any, num_envs: int | None = None) -> np.ndarray:
+    """``locations`` as float32 in ``[-1, 1]``, or a clear ``TypeError``/``ValueError``.
+
+    ``num_envs=None`` checks one environment's ``(2,)`` location; an integer checks a
+    batch ``(num_envs, 2)`` and names the first offending sub-environment. Locations are
+    real numbers: Python ints and floats, numpy or torch integer and floating-point arrays
+    (a tensor may be on any device and may require grad: its values are read, detached).
+    Bools, strings, complex numbers and timedeltas raise ``TypeError``. The result may be
+    ``locations`` itself (a float32 numpy array): copy it before keeping it.
+    """
+    array = _numbers(locations, "action['location']", kinds="iuf", expected="real numbers (ints or floats)")
+    expected = (2,) if num_envs is None else (num_envs, 2)
+    if array.shape != expected:
+        raise ValueError(f"action['location'] must have shape {expected} (x, y), got shape {array.shape}")
+    if num_envs is None:  # one (x, y): two Python comparisons cost less than two numpy reductions
+        x, y = array.tolist()
+        in_range = -1.0 <= x <= 1.0 and -1.0 <= y <= 1.0  # NaN fails every comparison
+    else:
+        in_range = array.min() >= -1.0 and array.max() <= 1.0
+    if array.dtype.type is np.float32:
+        located = array
+    elif in_range:
+        located = array.astype(np.float32)
+    else:  # judged as float32 (1 + 1e-12 rounds to 1.0) without warning that 1e300 overflows it
+        with np.errstate(over="ignore"):
+            located = array.astype(np.float32)
+        in_range = located.min() >= -1.0 and located.max() <= 1.0
+    if not in_range:
+        rows = located.reshape(-1, 2)
+        bad = int(np.flatnonzero(~(np.abs(rows) <= 1.0).all(axis=1))[0])
+        given = array.reshape(-1, 2)[bad].astype(np.float64)  # as given, before float32 rounding
+        where = "" if num_envs is None else f" of sub-environment {bad}"
+        problem = "is NaN or infinite" if not np.isfinite(given).all() else "is outside [-1, 1]"
+        raise ValueError(
+            f"action['location']{where} {problem}: {given.tolist()}. Locations must be finite "
+            f"(x, y) in [-1, 1]; clip a sampled location before passing it (nothing is clipped here)"
+        )
+    return located
+
+
 def check_labels(labels: Any, num_classes: int, num_envs: int | None = None) -> np.ndarray:
-    """``labels`` as int64 in ``[0, num_classes)`` (shape ``()`` or ``(num_envs,)``), or a clear error."""
-    array = np.asarray(labels)
+    """``labels`` as int64 in ``[0, num_classes)`` (shape ``()`` or ``(num_envs,)``), or a clear error.
+
+    Labels are integers: Python ints, numpy or torch integer arrays and scalars (not bools,
+    floats, strings: ``TypeError``); a wrong shape or a class out of range: ``ValueError``.
+    """
+    if num_envs is None and (
+        (type(labels) is int) or (isinstance(labels, np.integer) and labels.dtype.kind in "iu")
+    ):  # (np.timedelta64 is an np.integer)
+        if not 0 <= labels < num_classes:
+            raise ValueError(
+                f"action['label'] is {int(labels)}, outside the {num_classes} classes 0..{num_classes - 1}"
+            )
+        return np.array(labels, dtype=np.int64)  # the usual single-environment label, checked at once
+    what = "an integer" if num_envs is None else f"{num_envs} integers, shape ({num_envs},)"
+    array = _numbers(labels, "action['label']", kinds="iu", expected=f"{what} (a class index)")
     expected = () if num_envs is None else (num_envs,)
-    if array.shape != expected or array.dtype.kind not in "iu":  # signed or unsigned integers
-        what = "an integer" if num_envs is None else f"{num_envs} integers, shape ({num_envs},)"
-        raise ValueError(f"action['label'] must be {what} (a class index), got {labels!r}")
+    if array.shape != expected:
+        raise ValueError(
+            f"action['label'] must be {what} (a class index), got shape {array.shape}: {reprlib.repr(labels)}"
+        )
     flat = array.reshape(-1)
     if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
         bad = np.flatnonzero((flat < 0) | (flat >= num_classes))

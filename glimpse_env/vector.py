@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import reprlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.error import ResetNeeded
@@ -23,12 +26,77 @@ from glimpse_env.task import (
     check_locations,
     split_action,
 )
-from glimpse_env.validation import check_int
+from glimpse_env.validation import check_int, is_integer
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-__all__ = ["GlimpseVectorEnv", "TensorObs", "TensorStep"]
+__all__ = ["GlimpseVectorEnv", "TensorObs", "TensorStep", "available_devices", "check_device"]
+RESET_OPTIONS = ("indices", "reset_mask")
+
+
+def available_devices() -> list[str]:
+    """The torch devices this machine can run the environment on: ``"cpu"``, then every
+    CUDA GPU (``"cuda:0"``, ...), ``"mps"`` and XPUs when present."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        devices += [f"xpu:{i}" for i in range(xpu.device_count())]
+    return devices
+
+
+def check_device(device: object, name: str = "device") -> torch.device:
+    """``device`` as a ``torch.device`` of this machine (a bare ``"cuda"`` names the current
+    GPU), or a clear error naming the device and :func:`available_devices`."""
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
+        raise TypeError(
+            f"{name} must be a torch.device or a device name such as 'cpu' or 'cuda:0', got "
+            f"{reprlib.repr(device)} of type {type(device).__name__}"
+        )
+    available = available_devices()
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"{name}={device!r} is not a torch device name; available here: {', '.join(available)}"
+        ) from None
+    if parsed.type == "cpu":
+        return torch.device("cpu")
+    xpu = getattr(torch, "xpu", None)
+    for kind, backend in (("cuda", torch.cuda), ("xpu", xpu)):
+        if parsed.type == kind and backend is not None and backend.is_available():
+            index = backend.current_device() if parsed.index is None else parsed.index
+            if 0 <= index < backend.device_count():
+                return torch.device(kind, index)
+    if parsed.type == "mps" and torch.backends.mps.is_available() and parsed.index in (None, 0):
+        return torch.device("mps")
+    if parsed.type == "meta":
+        why = "'meta' tensors hold no values; the environment needs a device with memory"
+    elif parsed.type == "cuda" and torch.version.cuda is None:
+        why = f"this torch {torch.__version__} is built without CUDA"
+    elif parsed.type == "cuda" and not torch.cuda.is_available():
+        why = "no CUDA GPU is visible to torch"
+    else:
+        why = f"this machine has no such {parsed.type} device"
+    raise ValueError(f"{name}={device!r} is not available here ({why}); available: {', '.join(available)}")
+
+
+def check_autoreset_mode(mode: object) -> AutoresetMode:
+    """``mode`` as an :class:`~gymnasium.vector.AutoresetMode`: a member, its value
+    (``"NextStep"``) or its name (``"NEXT_STEP"``), spelt as Gymnasium spells them."""
+    if isinstance(mode, AutoresetMode):
+        return mode
+    for member in AutoresetMode:
+        if mode == member.value or mode == member.name:
+            return member
+    spellings = [f"AutoresetMode.{m.name}" for m in AutoresetMode] + [
+        repr(text) for m in AutoresetMode for text in (m.name, m.value)
+    ]
+    raise ValueError(f"autoreset_mode must be one of {', '.join(spellings)}; got {mode!r}")
 
 
 class TensorObs(NamedTuple):
@@ -78,8 +146,12 @@ class GlimpseVectorEnv(VectorEnv):
     ## Action Space
 
     ``batch_space`` of the single action space: ``Dict(location=Box(-1, 1, (N, 2)),
-    label=MultiDiscrete([num_classes] * N))``. Bad actions raise ``ValueError`` naming the
-    first offending sub-environment.
+    label=MultiDiscrete([num_classes] * N))``. The checks are those of the single
+    environment: locations are real numbers (numpy or torch ints and floats; a tensor that
+    requires grad is read detached), labels integers, else ``TypeError``; a wrong shape, a
+    location outside ``[-1, 1]`` or a class out of range raises ``ValueError`` naming the
+    first offending sub-environment. A step that raises changes nothing: the same step
+    can be taken again.
 
     ## Observation Space
 
@@ -93,7 +165,11 @@ class GlimpseVectorEnv(VectorEnv):
     sub-environment ``j`` (the batched ``options={"index": i}``), e.g. to evaluate a whole
     test split in batches; sub-environment ``j`` then produces exactly the glimpses,
     rewards and labels of a single environment reset with ``index=idx[j]`` given the same
-    actions. ``options={"reset_mask": mask}`` resets only the masked sub-environments.
+    actions. ``options={"reset_mask": mask}`` (``N`` bools) resets only the masked
+    sub-environments; as in Gymnasium's ``SyncVectorEnv``, the reset's ``info`` then
+    describes those alone (``info["_location"]`` and ``info["_step"]`` are ``mask``) and
+    the other observations are unchanged. An all-False mask resets nothing (where
+    ``SyncVectorEnv`` raises).
 
     ## Autoreset
 
@@ -101,18 +177,28 @@ class GlimpseVectorEnv(VectorEnv):
     declared in ``metadata["autoreset_mode"]``:
 
     - ``NEXT_STEP``: the step after a termination resets that sub-environment, ignores
-      its action and returns its first glimpse with reward 0.
+      its action and returns its first glimpse with reward 0. The ignored action is still
+      checked with the rest of the batch (where ``SyncVectorEnv`` never looks at it): the
+      action is an element of ``action_space`` on every step, so a NaN there is a bug of
+      the caller, reported at once; any valid action may be passed.
     - ``SAME_STEP``: the terminating step resets at once and returns the first glimpse of
       the new episode; ``info["final_obs"]`` (object array of dicts) and
-      ``info["final_info"]`` hold the last observation and info of the old one.
-    - ``DISABLED``: stepping a terminated sub-environment raises ``ResetNeeded``; reset it
-      with ``options={"reset_mask": mask}``.
+      ``info["final_info"]`` (with ``location``, ``step``, ``label``, ``prediction`` and
+      ``correct`` of the ended episodes, masked to them) hold the last observation and
+      info of the old one, flagged by ``info["_final_obs"]`` and ``info["_final_info"]``.
+    - ``DISABLED``: stepping while a sub-environment has terminated raises ``ResetNeeded``;
+      reset it with ``options={"reset_mask": mask}``.
+
+    ``autoreset_mode`` takes an ``AutoresetMode``, its value (``"NextStep"``) or its name
+    (``"NEXT_STEP"``). Every ``info`` key and ``_key`` mask is the one ``SyncVectorEnv``
+    over :class:`~glimpse_env.env.GlimpseEnv` gives for the same episodes and actions.
 
     ## Arguments
 
     - ``num_envs``: number of sub-environments.
     - ``device``: ``"cpu"`` (default) or a torch device such as ``"cuda"``: the dataset,
-      canvases and every per-step computation stay there.
+      canvases and every per-step computation stay there. A device this machine does
+      not have raises ``ValueError`` at construction, naming those it has.
     - ``autoreset_mode``: see above.
     - ``render_mode``: ``None`` or ``"rgb_array"`` (a tuple of one picture per sub-environment).
     - every keyword argument of :class:`~glimpse_env.env.GlimpseEnv` (``dataset``,
@@ -125,7 +211,8 @@ class GlimpseVectorEnv(VectorEnv):
     :meth:`step` and :meth:`reset` speak numpy, as Gymnasium users expect (one device to
     host copy per step on a GPU). :meth:`reset_tensors` and :meth:`step_tensors` take and
     return torch tensors on ``device`` with no host round trip of the observations:
-    the way for an agent on the same device.
+    the way for an agent on the same device. :class:`TensorStep` also carries the true
+    ``label`` and ``correct`` of the episodes that terminated at that step, as tensors.
 
     ## Version History
 
@@ -148,11 +235,8 @@ class GlimpseVectorEnv(VectorEnv):
         **settings: Unpack[TaskSettings],
     ) -> None:
         num_envs = check_int(num_envs, "num_envs", low=1)
-        try:
-            mode = AutoresetMode(autoreset_mode)
-        except ValueError:
-            modes = [m.value for m in AutoresetMode]
-            raise ValueError(f"autoreset_mode must be one of {modes}, got {autoreset_mode!r}") from None
+        mode = check_autoreset_mode(autoreset_mode)
+        device = check_device(device)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         config = TaskConfig.from_kwargs(
@@ -174,9 +258,8 @@ class GlimpseVectorEnv(VectorEnv):
         self.retina = self.task.retina
 
         n, dev = self.num_envs, self.device
-        self._all = np.arange(n)
-        self._everyone = np.ones(n, dtype=np.bool_)  # template of Gymnasium's "_key" info masks
-        self._none = np.zeros(0, dtype=np.int64)
+        self._all_ids = np.arange(n)  # every sub-environment
+        self._all_true = np.ones(n, dtype=np.bool_)  # Gymnasium's "_key" mask of a key all of them have
         self._integral: IntegralImage | None = None  # of the N current canvases; None before reset
         h, w = config.canvas.shape
         table_dtype, self._table_scale = self.retina.table_type(torch.uint8, h, w)
@@ -237,30 +320,19 @@ class GlimpseVectorEnv(VectorEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[TensorObs, dict[str, Any]]:
         """:meth:`reset`, returning the observations as tensors on ``device``."""
-        if seed is not None:
-            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-                raise ValueError(f"seed must be one integer for the whole batch (or None), got {seed!r}")
-            self._np_random, self._np_random_seed = seeding.np_random(int(seed))
-        options = dict(options or {})
-        unknown = set(options) - {"indices", "reset_mask"}
-        if unknown:
-            raise ValueError(
-                f"unknown reset options {sorted(unknown)}; expected 'indices' and/or 'reset_mask'"
+        if seed is not None and not is_integer(seed):
+            raise TypeError(
+                f"seed must be one integer for the whole batch (or None), got {reprlib.repr(seed)}"
             )
-        ids = self._all
-        if options.get("reset_mask") is not None:
-            mask = np.asarray(options["reset_mask"])
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},)")
-            if self._integral is None and not mask.all():
-                raise ResetNeeded("the first reset must reset every sub-environment (no reset_mask)")
-            ids = np.flatnonzero(mask)
-        indices = options.get("indices")
-        if indices is not None:
-            indices = self.task.check_indices(indices, self.num_envs)[ids]
-        samples = self._start(ids, indices)
+        ids, indices = self._reset_plan(options)  # every check before anything changes
+        if seed is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(int(seed))
+        samples = self._start(ids, indices) if ids.size else np.zeros(0, dtype=np.int64)
         obs = self._observe()
-        info = self._base_info(obs)
+        if ids.size == self.num_envs:
+            info = self._info_of_all(obs)
+        else:  # as SyncVectorEnv: the info of the reset sub-environments alone
+            info = self._info_of(obs, ids)
         if samples.size and samples[0] >= 0:
             self._put(info, "index", ids, samples)
         return obs, info
@@ -272,48 +344,72 @@ class GlimpseVectorEnv(VectorEnv):
 
         Args:
             seed: one integer seeding the whole batch.
-            options: ``{"indices": idx}`` (``N`` integers, canvas of each sub-environment in
-                the fixed set) and/or ``{"reset_mask": mask}``.
+            options: a dict: ``{"indices": idx}`` (``N`` integers, canvas of each
+                sub-environment in the fixed set) and/or ``{"reset_mask": mask}`` (``N``
+                bools: reset only these; ``info`` then describes them alone).
         """
         obs, info = self.reset_tensors(seed=seed, options=options)
         return self._to_numpy(obs), info
 
+    def _reset_plan(self, options: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """The sub-environments to reset and their fixed-set indices (or None), from ``options``."""
+        if options is None:
+            options = {}
+        elif not isinstance(options, Mapping):
+            raise TypeError(
+                f"reset options must be a dict with the keys {RESET_OPTIONS} (or None), got "
+                f"{type(options).__name__} {reprlib.repr(options)}"
+            )
+        unknown = set(options) - set(RESET_OPTIONS)
+        if unknown:
+            hint = " ('indices' is the batched 'index')" if "index" in unknown else ""
+            raise ValueError(
+                f"unknown reset options {sorted(map(str, unknown))}; expected 'indices' and/or "
+                f"'reset_mask'{hint}"
+            )
+        ids = self._all_ids
+        if options.get("reset_mask") is not None:
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got "
+                    f"{mask.dtype} {mask.shape}"
+                )
+            if self._integral is None and not mask.all():
+                raise ResetNeeded("the first reset must reset every sub-environment (no reset_mask)")
+            ids = np.flatnonzero(mask)
+        indices = options.get("indices")
+        if indices is not None:
+            indices = self.task.check_indices(indices, self.num_envs)[ids]
+        return ids, indices
+
     # ------------------------------------------------------------------ step
     def step_tensors(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
-        """:meth:`step` for tensors on ``device``: ``location`` ``(N, 2)``, ``label`` ``(N,)``.
+        """:meth:`step` for tensors: ``location`` ``(N, 2)``, ``label`` ``(N,)``.
 
         The same checks as :meth:`step`, made on the device (one synchronisation each).
+        Tensors on another device are copied to ``device``; a ``location`` that requires
+        grad is read detached (it is data: no gradient flows through the environment).
+        A step that raises changes nothing.
         """
-        n = self.num_envs
-        if not isinstance(location, torch.Tensor) or not isinstance(label, torch.Tensor):
-            raise TypeError("step_tensors takes torch tensors; use step() for numpy actions")
-        if location.shape != (n, 2) or not location.is_floating_point():
-            raise ValueError(
-                f"location must be a float tensor of shape ({n}, 2), "
-                f"got {location.dtype} {tuple(location.shape)}"
-            )
-        if label.shape != (n,) or label.is_floating_point() or label.dtype == torch.bool:
-            raise ValueError(
-                f"label must be an integer tensor of shape ({n},), got {label.dtype} {tuple(label.shape)}"
-            )
-        location = location.to(device=self.device, dtype=torch.float32, copy=True)
-        label = label.to(device=self.device, dtype=torch.int64)
-        bad_location = ~(location.abs() <= 1.0).all(dim=1)
-        bad_label = (label < 0) | (label >= self.task.num_classes)
-        if bool((bad_location | bad_label).any()):
-            # name the first offending sub-environment with the host-side checks
-            check_locations(location.cpu().numpy(), n)
-            check_labels(label.cpu().numpy(), self.task.num_classes, n)
+        self._check_can_step()
+        location, label = self._tensor_action(location, label)
         return self._step(location, label)
 
     def step(
         self, actions: dict[str, Any]
     ) -> tuple[ObsType, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every sub-environment with ``actions = {"location": (N, 2), "label": (N,)}``."""
+        """Step every sub-environment with ``actions = {"location": (N, 2), "label": (N,)}``.
+
+        Numpy arrays, nested lists or tensors (read detached, from any device). A step that
+        raises changes nothing. With ``NEXT_STEP`` autoreset the action of a sub-environment
+        that terminated on the previous step is ignored, but it is checked with the others.
+        """
+        self._check_can_step()
         raw_location, raw_label = split_action(actions)
         location = check_locations(raw_location, self.num_envs)
-        label = check_labels(raw_label, self.task.num_classes, self.num_envs)
-        # copies: the caller keeps its arrays, the environment keeps its state
+        label = check_labels(raw_label, self.task.num_classes, self.num_envs)  # a new array
+        # a copy: the caller keeps its array, the environment keeps its state
         result = self._step(self._tensor(location.copy()), self._tensor(label))
         return (
             self._to_numpy(result.obs),
@@ -323,52 +419,140 @@ class GlimpseVectorEnv(VectorEnv):
             result.info,
         )
 
-    def _step(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
+    def _check_can_step(self) -> None:
+        """``ResetNeeded`` unless every sub-environment can take a step."""
         if self._integral is None:
             raise ResetNeeded("call reset() before step()")
-        ended = self._ended
-        any_ended = bool(ended.any())
-        if any_ended and self.autoreset_mode == AutoresetMode.DISABLED:
+        if self.autoreset_mode == AutoresetMode.DISABLED and self._ended.any():
             raise ResetNeeded(
-                f"sub-environments {np.flatnonzero(ended)[:10].tolist()} have terminated and autoreset is "
-                f"disabled: reset them with reset(options={{'reset_mask': mask}})"
+                f"sub-environments {np.flatnonzero(self._ended)[:10].tolist()} have terminated and "
+                f"autoreset is disabled: reset them with reset(options={{'reset_mask': mask}})"
             )
-        stepping = ~ended
-        self._steps += stepping
-        terminated = stepping & (self._steps >= self.config.n_glimpses)
-        terminated_t = self._tensor(terminated)
-        if any_ended:  # those sub-environments ended last step: they ignore their action
-            self._locations = torch.where(self._tensor(ended).unsqueeze(1), self._locations, location)
-        else:
-            self._locations = location
-        done = np.flatnonzero(terminated) if terminated.any() else self._none
-        last: dict[str, Any] = {}  # what only the terminal step reveals
-        true_label = torch.where(terminated_t, self._labels, -1)
-        correct = terminated_t & (label == self._labels)
-        if done.size:
-            reward = correct.to(torch.float32)
-            self._put(last, "label", done, self._labels.cpu().numpy()[done])
-            self._put(last, "prediction", done, label.cpu().numpy()[done])
-            self._put(last, "correct", done, correct.cpu().numpy()[done])
-        else:
-            reward = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
+
+    def _tensor_action(self, location: Any, label: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(location, label)`` checked, as float32 and int64 tensors on ``device`` (the
+        location a copy the environment owns), or a clear error naming the first bad one."""
+        n = self.num_envs
+        if not isinstance(location, torch.Tensor) or not isinstance(label, torch.Tensor):
+            raise TypeError(
+                f"step_tensors takes torch tensors, got location {type(location).__name__} and label "
+                f"{type(label).__name__}; use step() for numpy actions"
+            )
+        for name, tensor in (("location", location), ("label", label)):
+            if tensor.device.type == "meta":
+                raise ValueError(
+                    f"{name} is on the device 'meta', which holds no values; pass tensors on "
+                    f"{self.device} (or any of {', '.join(available_devices())}: they are copied there)"
+                )
+        if location.dtype == torch.bool or location.is_complex():
+            raise TypeError(f"location must hold real numbers (ints or floats), got {location.dtype}")
+        if label.dtype == torch.bool or label.is_floating_point() or label.is_complex():
+            raise TypeError(f"label must be an integer tensor (class indices), got {label.dtype}")
+        if location.shape != (n, 2):
+            raise ValueError(f"location must have shape ({n}, 2), got {tuple(location.shape)}")
+        if label.shape != (n,):
+            raise ValueError(f"label must have shape ({n},), got {tuple(label.shape)}")
+        checked_location = location.detach().to(device=self.device, dtype=torch.float32, copy=True)
+        checked_label = label.to(device=self.device, dtype=torch.int64)
+        bad_location = ~(checked_location.abs() <= 1.0).all(dim=1)
+        bad_label = (checked_label < 0) | (checked_label >= self.task.num_classes)
+        if bool((bad_location | bad_label).any()):
+            # name the first offending sub-environment with the host-side checks
+            check_locations(location, n)
+            check_labels(label, self.task.num_classes, n)
+        return checked_location, checked_label
+
+    def _step(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
+        """One step of checked actions (``location`` owned by the environment from here)."""
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            return self._step_next_step(location, label)
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            return self._step_same_step(location, label)
+        return self._step_disabled(location, label)
+
+    def _step_next_step(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
+        """``NEXT_STEP``: the sub-environments that terminated last step start new episodes
+        (ignoring their action); the others take their glimpse."""
+        restarting = self._ended
+        self._move(location)
         info: dict[str, Any] = {}
-        if any_ended:
-            self._restart(np.flatnonzero(ended), info)
+        if restarting.any():
+            self._restart(np.flatnonzero(restarting), info)  # step 0, first location
+        verdict = self._judge(label)
+        info.update(verdict.info)
+        self._ended = verdict.terminated.copy()  # the caller gets `terminated`; our state is ours
         obs = self._observe()
-        if done.size and self.autoreset_mode == AutoresetMode.SAME_STEP:
-            info["final_info"] = {**self._base_info(obs), **last}
-            self._put(info, "final_obs", done, self._final_observations(obs, done))
-            info["_final_info"] = info["_final_obs"]
-            self._restart(done, info)
+        info.update(self._info_of_all(obs))
+        return self._result(obs, verdict, info)
+
+    def _step_disabled(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
+        """``DISABLED``: every sub-environment takes its glimpse (none has terminated:
+        :meth:`_check_can_step`); the terminated ones wait for ``reset(reset_mask)``."""
+        self._move(location)
+        verdict = self._judge(label)
+        self._ended = verdict.terminated.copy()
+        obs = self._observe()
+        info = {**verdict.info, **self._info_of_all(obs)}
+        return self._result(obs, verdict, info)
+
+    def _step_same_step(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
+        """``SAME_STEP``: every sub-environment takes its glimpse; the terminated ones start
+        new episodes at once, their last observation and info in ``final_obs``/``final_info``."""
+        self._move(location)
+        verdict = self._judge(label)
+        obs = self._observe()
+        info: dict[str, Any] = {}
+        if verdict.ended.size:
+            ended = verdict.ended
+            info["final_info"] = {**self._info_of(obs, ended), **verdict.info}
+            info["_final_info"] = self._mask(ended)
+            self._put(info, "final_obs", ended, self._final_observations(obs, ended))
+            self._restart(ended, info)
             obs = self._observe()
-            self._ended = np.zeros(self.num_envs, dtype=np.bool_)
-        else:
-            info.update(last)
-            self._ended = terminated.copy()  # the caller gets `terminated`; our state is ours
-        info.update(self._base_info(obs))
+        info.update(self._info_of_all(obs))
+        return self._result(obs, verdict, info)
+
+    def _move(self, location: torch.Tensor) -> None:
+        """Every sub-environment takes its next glimpse at ``location``."""
+        self._steps += 1
+        self._locations = location
+
+    def _judge(self, label: torch.Tensor) -> _Verdict:
+        """Which sub-environments terminate at this step, and how their labels fare."""
+        terminated = self._steps >= self.config.n_glimpses  # a new array
+        terminated_t = self._tensor(terminated)
+        if not terminated.any():  # mid-episode: no comparison, no host copy
+            n, dev = self.num_envs, self.device
+            return _Verdict(
+                terminated=terminated,
+                terminated_t=terminated_t,
+                ended=np.zeros(0, dtype=np.int64),
+                reward=torch.zeros(n, dtype=torch.float32, device=dev),
+                label=torch.full((n,), -1, dtype=torch.int64, device=dev),
+                correct=torch.zeros(n, dtype=torch.bool, device=dev),
+                info={},
+            )
+        ended = np.flatnonzero(terminated)
+        correct = terminated_t & (label == self._labels)
+        info: dict[str, Any] = {}  # what only the terminal step reveals
+        self._put(info, "label", ended, self._labels.cpu().numpy()[ended])
+        self._put(info, "prediction", ended, label.cpu().numpy()[ended])
+        self._put(info, "correct", ended, correct.cpu().numpy()[ended])
+        return _Verdict(
+            terminated=terminated,
+            terminated_t=terminated_t,
+            ended=ended,
+            reward=correct.to(torch.float32),
+            label=torch.where(terminated_t, self._labels, -1),
+            correct=correct,
+            info=info,
+        )
+
+    def _result(self, obs: TensorObs, verdict: _Verdict, info: dict[str, Any]) -> TensorStep:
         truncated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        return TensorStep(obs, reward, terminated_t, truncated, info, true_label, correct)
+        return TensorStep(
+            obs, verdict.reward, verdict.terminated_t, truncated, info, verdict.label, verdict.correct
+        )
 
     def _restart(self, ids: np.ndarray, info: dict[str, Any]) -> None:
         """New episodes in sub-environments ``ids`` (autoreset); their sample indices go to ``info``."""
@@ -389,37 +573,74 @@ class GlimpseVectorEnv(VectorEnv):
         tensor = torch.from_numpy(array)
         return tensor if self.device.type == "cpu" else tensor.to(self.device)
 
-    def _base_info(self, obs: TensorObs) -> dict[str, Any]:
+    def _info_of_all(self, obs: TensorObs) -> dict[str, Any]:
         """``location`` and ``step`` of every sub-environment (with Gymnasium's ``_key`` masks)."""
         return {
             "location": obs.location.cpu().numpy().copy(),
-            "_location": self._everyone.copy(),
+            "_location": self._all_true.copy(),
             "step": self._steps.copy(),
-            "_step": self._everyone.copy(),
+            "_step": self._all_true.copy(),
         }
 
-    def _put(self, info: dict[str, Any], key: str, ids: np.ndarray, values: np.ndarray) -> None:
-        """``info[key]`` with ``values`` at ``ids`` and the mask ``info["_" + key]``."""
-        if values.dtype == object:
-            array = np.full(self.num_envs, None, dtype=object)
-        else:
-            array = np.zeros(self.num_envs, dtype=values.dtype)
-        array[ids] = values
+    def _info_of(self, obs: TensorObs, ids: np.ndarray) -> dict[str, Any]:
+        """``location`` and ``step`` of sub-environments ``ids`` alone (zeros and False elsewhere)."""
+        info: dict[str, Any] = {}
+        self._put(info, "location", ids, obs.location.cpu().numpy()[ids])
+        self._put(info, "step", ids, self._steps[ids])
+        return info
+
+    def _mask(self, ids: np.ndarray) -> np.ndarray:
+        """Gymnasium's ``_key`` mask: True at ``ids``."""
         mask = np.zeros(self.num_envs, dtype=np.bool_)
         mask[ids] = True
-        info[key], info[f"_{key}"] = array, mask
+        return mask
+
+    def _put(self, info: dict[str, Any], key: str, ids: np.ndarray, values: np.ndarray) -> None:
+        """``info[key]`` with ``values`` at ``ids`` (zeros, or None for objects, elsewhere) and
+        the mask ``info["_" + key]``, as Gymnasium's vector environments lay them out."""
+        shape = (self.num_envs, *values.shape[1:])
+        if values.dtype == object:
+            array = np.full(shape, None, dtype=object)
+        else:
+            array = np.zeros(shape, dtype=values.dtype)
+        array[ids] = values
+        info[key], info[f"_{key}"] = array, self._mask(ids)
 
     @staticmethod
     def _to_numpy(obs: TensorObs) -> ObsType:
         return {"glimpse": obs.glimpse.cpu().numpy(), "location": obs.location.cpu().numpy()}
 
     def render(self) -> tuple[np.ndarray, ...] | None:
-        """One picture per sub-environment: canvas, boxes of every scale, trail of locations."""
-        if self.render_mode is None or self._canvases is None or self._trail is None:
+        """One picture per sub-environment: canvas, boxes of every scale, trail of locations.
+
+        As :meth:`GlimpseEnv.render <glimpse_env.env.GlimpseEnv.render>`: without a
+        ``render_mode`` a warning and ``None``; before the first reset ``ResetNeeded``.
+        """
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
+        if self._canvases is None or self._trail is None:
+            raise ResetNeeded("no episode yet: call reset() first")
         canvases = self._canvases.cpu().numpy()
         trail = self._trail.cpu().numpy()
         return tuple(
             draw_glimpses(canvases[i], self.retina, trail[i, : self._steps[i] + 1])
             for i in range(self.num_envs)
         )
+
+
+class _Verdict(NamedTuple):
+    """What a step decides about termination and labels (before any autoreset)."""
+
+    terminated: np.ndarray
+    """``(N,)`` bool, a new array (returned to the caller)."""
+    terminated_t: torch.Tensor
+    """``terminated`` on the device."""
+    ended: np.ndarray
+    """Ids of the terminated sub-environments."""
+    reward: torch.Tensor
+    label: torch.Tensor
+    """True class where terminated, ``-1`` elsewhere."""
+    correct: torch.Tensor
+    info: dict[str, Any]
+    """``label``, ``prediction``, ``correct`` of the terminated sub-environments (with masks)."""

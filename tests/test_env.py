@@ -221,14 +221,19 @@ GOOD_LOCATION = np.zeros(2, dtype=np.float32)
         ({"location": GOOD_LOCATION, "label": 1, "extra": 0}, ValueError, "exactly the keys"),
         ({"location": np.zeros(3), "label": 1}, ValueError, "shape"),
         ({"location": np.zeros((1, 2)), "label": 1}, ValueError, "shape"),
-        ({"location": ["a", "b"], "label": 1}, ValueError, "must be numbers"),
+        ({"location": [[0.5, 0.5]], "label": 1}, ValueError, "shape"),
         ({"location": [np.nan, 0.0], "label": 1}, ValueError, "NaN or infinite"),
         ({"location": [0.0, np.inf], "label": 1}, ValueError, "NaN or infinite"),
         ({"location": [1.5, 0.0], "label": 1}, ValueError, r"outside \[-1, 1\]"),
         ({"location": [0.0, -1.01], "label": 1}, ValueError, r"outside \[-1, 1\]"),
+        (
+            {"location": np.array([0.0, 1e300]), "label": 1},
+            ValueError,
+            r"outside \[-1, 1\]: \[0.0, 1e\+300\]",
+        ),
         ({"location": GOOD_LOCATION, "label": 10}, ValueError, "outside the 10 classes"),
         ({"location": GOOD_LOCATION, "label": -1}, ValueError, "outside the 10 classes"),
-        ({"location": GOOD_LOCATION, "label": 2.5}, ValueError, "integer"),
+        ({"location": GOOD_LOCATION, "label": 2**70}, ValueError, "outside the 10 classes"),
         ({"location": GOOD_LOCATION, "label": [1, 2]}, ValueError, "integer"),
     ],
 )
@@ -238,6 +243,136 @@ def test_bad_actions_are_rejected(action, error, message):
         env.step(action)
     # the episode is unharmed: a good action still works
     env.step({"location": GOOD_LOCATION, "label": 1})
+
+
+NOT_REAL_LOCATIONS = [
+    ([True, False], "bools"),
+    (np.array([True, False]), "bools"),
+    (torch.tensor([True, False]), "bools"),
+    ([True, 0.5], "holds a bool"),
+    ([0.5, np.True_], "holds a bool"),
+    (["0.5", "0.1"], "strings"),
+    ("ab", "strings"),
+    ([0.5 + 0j, 0.1], "complex numbers"),
+    (np.array([0.5, 0.1], dtype=np.complex64), "complex numbers"),
+    (torch.tensor([0.5, 0.1], dtype=torch.complex64), "complex numbers"),
+    (np.array([1, 2], dtype="timedelta64[s]"), "timedelta64"),
+    ([np.timedelta64(1, "s"), 0.5], "Python objects"),
+    ([None, 0.5], "Python objects"),
+    ({"x": 0.5, "y": 0.1}, "Python objects"),
+]
+
+
+@pytest.mark.parametrize(("location", "message"), NOT_REAL_LOCATIONS)
+def test_a_location_must_be_real_numbers(location, message):
+    env = _started()
+    with pytest.raises(TypeError, match=rf"action\['location'\] must be real numbers .*{message}"):
+        env.step({"location": location, "label": 1})
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        (True, "bools"),
+        (np.True_, "bools"),
+        (torch.tensor(True), "bools"),
+        ([True], "bools"),
+        (2.5, "float64"),
+        (np.float32(3.0), "float32"),
+        (torch.tensor(3.0), "float32"),
+        ("3", "strings"),
+        (np.timedelta64(3), "timedelta64"),
+        (3 + 0j, "complex numbers"),
+        (None, "Python objects"),
+    ],
+)
+def test_a_label_must_be_an_integer(label, message):
+    env = _started()
+    with pytest.raises(TypeError, match=rf"action\['label'\] must be an integer .*{message}"):
+        env.step({"location": GOOD_LOCATION, "label": label})
+
+
+def test_a_meta_tensor_is_no_location():
+    env = _started()
+    with pytest.raises(ValueError, match=r"action\['location'\] is a tensor on the 'meta' device"):
+        env.step({"location": torch.zeros(2, device="meta"), "label": 1})
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        [1, 0],
+        (0.25, -0.5),
+        np.array([0.25, -0.5]),
+        np.array([0.25, -0.5], dtype=np.float16),
+        np.array([1, -1], dtype=np.int8),
+        np.array([0, 1], dtype=np.uint64),
+        torch.tensor([0.25, -0.5]),
+        torch.tensor([0.25, -0.5], dtype=torch.float64),
+        torch.tensor([0.25, -0.5], dtype=torch.bfloat16),
+        torch.tensor([1, 0]),
+        torch.tensor([0.25, -0.5], requires_grad=True),
+    ],
+    ids=repr,
+)
+def test_real_locations_of_any_kind_are_accepted(location):
+    """Ints and floats of Python, numpy and torch; a tensor that requires grad is read detached."""
+    values = location.detach().float().numpy() if isinstance(location, torch.Tensor) else location
+    as_float32 = np.asarray(values).astype(np.float32)
+    env, twin = _started(), _started()
+    obs, *_ = env.step({"location": location, "label": 1})
+    want, *_ = twin.step({"location": as_float32, "label": 1})
+    np.testing.assert_array_equal(obs["location"], as_float32)
+    np.testing.assert_array_equal(obs["glimpse"], want["glimpse"])
+    assert obs["location"].dtype == np.float32
+    if isinstance(location, torch.Tensor):
+        assert location.grad is None  # nothing was recorded for autograd
+
+
+@pytest.mark.parametrize(
+    "label", [3, np.int64(3), np.uint8(3), np.int32(3), np.array(3), torch.tensor(3)], ids=repr
+)
+def test_integer_labels_of_any_kind_are_accepted(label):
+    env = GlimpseEnv(n_glimpses=1, split="test")
+    env.reset(options={"index": 0})
+    *_, info = env.step({"location": GOOD_LOCATION, "label": label})
+    assert info["prediction"] == 3 and type(info["prediction"]) is int
+
+
+def _twin_runs(bad_action):
+    """Two environments on one seed; one is also given ``bad_action`` mid-episode. Both then
+    take the same steps (through an episode end and a reset): they must agree throughout."""
+    env, twin = GlimpseEnv(n_glimpses=3), GlimpseEnv(n_glimpses=3)
+    for e in (env, twin):
+        e.reset(seed=7)
+        e.step({"location": np.array([0.5, -0.5], np.float32), "label": 1})
+    with pytest.raises((TypeError, ValueError)):
+        env.step(bad_action)
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        for _ in range(3 if env._t == 0 else 2):
+            action = {"location": rng.uniform(-1, 1, 2).astype(np.float32), "label": int(rng.integers(10))}
+            got, want = env.step(action), twin.step(action)
+            np.testing.assert_array_equal(got[0]["glimpse"], want[0]["glimpse"])
+            assert got[1:4] == want[1:4]
+            assert got[4].keys() == want[4].keys() and got[4]["step"] == want[4]["step"]
+        np.testing.assert_array_equal(env.reset()[0]["glimpse"], twin.reset()[0]["glimpse"])
+
+
+@pytest.mark.parametrize(
+    "bad_action",
+    [
+        {"location": [np.nan, 0.0], "label": 1},
+        {"location": [True, False], "label": 1},
+        {"location": GOOD_LOCATION, "label": 11},
+        {"location": GOOD_LOCATION, "label": 2.0},
+        {"location": torch.zeros(2, device="meta"), "label": 1},
+        {"location": GOOD_LOCATION},
+    ],
+    ids=repr,
+)
+def test_a_rejected_step_changes_nothing(bad_action):
+    _twin_runs(bad_action)
 
 
 def test_observation_does_not_alias_the_action():
@@ -265,19 +400,56 @@ def test_step_after_termination():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "options", "message"),
+    ("kwargs", "options", "error", "message"),
     [
-        ({"split": "test"}, {"index": 10_000}, "out of range"),
-        ({"split": "test"}, {"index": -1}, "out of range"),
-        ({"split": "val"}, {"index": 1.5}, "integer"),
-        ({}, {"index": 0}, "fresh training canvas"),
-        ({"split": "test"}, {"idx": 0}, "unknown reset options"),
+        ({"split": "test"}, {"index": 10_000}, ValueError, "out of range"),
+        ({"split": "test"}, {"index": -1}, ValueError, "out of range"),
+        ({"split": "val"}, {"index": 1.5}, TypeError, r"options\['index'\] must be one integer"),
+        ({"split": "val"}, {"index": [3]}, TypeError, r"options\['index'\] must be one integer.*'indices'"),
+        ({"split": "val"}, {"index": np.array([3])}, TypeError, r"options\['index'\] must be one integer"),
+        ({"split": "val"}, {"index": np.array(3)}, TypeError, r"options\['index'\] must be one integer"),
+        ({"split": "val"}, {"index": True}, TypeError, r"options\['index'\] must be one integer"),
+        ({"split": "val"}, {"index": np.True_}, TypeError, r"options\['index'\] must be one integer"),
+        ({"split": "val"}, {"index": "3"}, TypeError, r"options\['index'\] must be one integer"),
+        ({}, {"index": 0}, ValueError, "fresh training canvas"),
+        ({"split": "test"}, {"idx": 0}, ValueError, "unknown reset options"),
+        ({"split": "test"}, "index", TypeError, "reset options must be a dict"),
+        ({"split": "test"}, ["index", 3], TypeError, "reset options must be a dict"),
+        ({"split": "test"}, (("index", 3),), TypeError, "reset options must be a dict"),
     ],
 )
-def test_bad_reset_options(kwargs, options, message):
+def test_bad_reset_options(kwargs, options, error, message):
     env = GlimpseEnv(**kwargs)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         env.reset(options=options)
+
+
+@pytest.mark.parametrize("index", [3, np.int64(3), np.int16(3), np.uint32(3)], ids=repr)
+def test_index_is_one_integer_of_any_kind(index):
+    _, info = GlimpseEnv(split="val").reset(options={"index": index})
+    assert info["index"] == 3 and type(info["index"]) is int
+
+
+def test_a_rejected_reset_changes_nothing():
+    """The seed of a reset whose options are bad is not applied."""
+    env, twin = GlimpseEnv(split="val"), GlimpseEnv(split="val")
+    env.reset(seed=1)
+    twin.reset(seed=1)
+    with pytest.raises(TypeError):
+        env.reset(seed=99, options={"index": [3]})
+    with pytest.raises(ValueError):
+        env.reset(seed=99, options={"index": 10**6})
+    for _ in range(3):
+        (got, got_info), (want, want_info) = env.reset(), twin.reset()
+        np.testing.assert_array_equal(got["glimpse"], want["glimpse"])
+        assert got_info["index"] == want_info["index"]
+
+
+def test_render_before_reset():
+    with pytest.raises(ResetNeeded, match="reset"):
+        GlimpseEnv(render_mode="rgb_array").render()
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert GlimpseEnv().render() is None
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from gymnasium.vector.utils import batch_space
 
 from glimpse_env import GlimpseEnv, GlimpseVectorEnv
 from glimpse_env.data import load_split
+from glimpse_env.vector import available_devices, check_device
 
 
 def make_vec(env_id: str, num_envs: int, **kwargs) -> GlimpseVectorEnv:
@@ -276,7 +277,7 @@ def test_bad_tensor_actions_name_the_sub_environment():
         envs.step_tensors(location, torch.zeros(4, dtype=torch.int64))
     with pytest.raises(ValueError, match="sub-environment 3 is 12"):
         envs.step_tensors(torch.zeros(4, 2), torch.tensor([0, 0, 0, 12]))
-    with pytest.raises(ValueError, match="integer tensor"):
+    with pytest.raises(TypeError, match="integer tensor"):
         envs.step_tensors(torch.zeros(4, 2), torch.zeros(4))
 
 
@@ -288,9 +289,9 @@ def test_step_before_reset_and_bad_reset_options():
         envs.reset(options={"indices": np.arange(3)})
     with pytest.raises(ValueError, match=r"index 10000 \(sub-environment 2\) is out of range"):
         envs.reset(options={"indices": np.array([0, 1, 10_000, 3])})
-    with pytest.raises(ValueError, match="unknown reset options"):
+    with pytest.raises(ValueError, match=r"unknown reset options.*'indices' is the batched 'index'"):
         envs.reset(options={"index": 0})
-    with pytest.raises(ValueError, match="one integer"):
+    with pytest.raises(TypeError, match="one integer"):
         envs.reset(seed=[1, 2, 3, 4])
 
 
@@ -310,3 +311,296 @@ def test_invalid_vector_settings(kwargs, message):
 
 def test_single_env_class_is_unchanged_by_vector_import():
     assert GlimpseEnv().observation_space == GlimpseVectorEnv(2).single_observation_space
+
+
+# --------------------------------------------------------------------------- kinds of actions
+@pytest.mark.parametrize(
+    ("location", "message"),
+    [
+        (np.zeros((4, 2), dtype=np.bool_), "bools"),
+        (np.full((4, 2), "0.5"), "strings"),
+        (np.zeros((4, 2), dtype=np.complex64), "complex numbers"),
+        (np.zeros((4, 2), dtype="timedelta64[s]"), "timedelta64"),
+        ([[0.0, 0.0]] * 3 + [[True, 0.0]], "holds a bool"),
+        (torch.zeros(4, 2, dtype=torch.bool), "bools"),
+    ],
+)
+def test_batched_locations_must_be_real_numbers(location, message):
+    envs = make_vec("GlimpseMNIST-v0", 4)
+    envs.reset(seed=0)
+    with pytest.raises(TypeError, match=rf"action\['location'\] must be real numbers.*{message}"):
+        envs.step({"location": location, "label": GOOD["label"]})
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        (np.zeros(4, dtype=np.bool_), "bools"),
+        (np.zeros(4), "float64"),
+        ([0, 0, 0, True], "holds a bool"),
+        (torch.zeros(4), "float32"),
+    ],
+)
+def test_batched_labels_must_be_integers(label, message):
+    envs = make_vec("GlimpseMNIST-v0", 4)
+    envs.reset(seed=0)
+    with pytest.raises(TypeError, match=rf"action\['label'\] must be 4 integers.*{message}"):
+        envs.step({"location": GOOD["location"], "label": label})
+
+
+@pytest.mark.parametrize(
+    ("location", "label", "error", "message"),
+    [
+        (torch.zeros(4, 2, dtype=torch.bool), torch.zeros(4, dtype=torch.int64), TypeError, "real numbers"),
+        (torch.zeros(4, 2, dtype=torch.complex64), torch.zeros(4, dtype=torch.int64), TypeError, "real"),
+        (torch.zeros(4, 2), torch.zeros(4, dtype=torch.bool), TypeError, "integer tensor"),
+        (torch.zeros(4, 2), torch.zeros(4, dtype=torch.complex64), TypeError, "integer tensor"),
+        (torch.zeros(4, 3), torch.zeros(4, dtype=torch.int64), ValueError, r"shape \(4, 2\)"),
+        (torch.zeros(4, 2), torch.zeros(4, 1, dtype=torch.int64), ValueError, r"shape \(4,\)"),
+        (np.zeros((4, 2), np.float32), torch.zeros(4, dtype=torch.int64), TypeError, "use step"),
+        (torch.zeros(4, 2, device="meta"), torch.zeros(4, dtype=torch.int64), ValueError, "'meta'.*cpu"),
+        (torch.zeros(4, 2), torch.zeros(4, dtype=torch.int64, device="meta"), ValueError, "label.*'meta'"),
+    ],
+)
+def test_bad_tensor_kinds(location, label, error, message):
+    envs = make_vec("GlimpseMNIST-v0", 4)
+    envs.reset_tensors(seed=0)
+    with pytest.raises(error, match=message):
+        envs.step_tensors(location, label)
+
+
+@pytest.mark.parametrize("api", ["numpy", "tensors"])
+def test_a_location_that_requires_grad_is_read_as_data(api):
+    envs, twin = make_vec("GlimpseMNIST-v0", 4), make_vec("GlimpseMNIST-v0", 4)
+    envs.reset(seed=0)
+    twin.reset(seed=0)
+    location = torch.tensor([[0.5, -0.5], [0.1, 0.2], [-1.0, 1.0], [0.0, 0.0]], requires_grad=True)
+    label = torch.tensor([1, 2, 3, 4])
+    if api == "tensors":
+        got = envs.step_tensors(location * 1.0, label)  # a non-leaf tensor, part of a graph
+        assert not got.obs.location.requires_grad and not got.obs.glimpse.requires_grad
+        got_glimpse = got.obs.glimpse.numpy()
+    else:
+        got_glimpse = envs.step({"location": location * 1.0, "label": label})[0]["glimpse"]
+    want = twin.step({"location": location.detach().numpy(), "label": label.numpy()})[0]
+    np.testing.assert_array_equal(got_glimpse, want["glimpse"])
+    assert envs._steps.tolist() == [1, 1, 1, 1]  # the step counted once
+    assert location.grad is None
+
+
+def test_integer_location_tensors_are_real_numbers():
+    envs, twin = make_vec("GlimpseMNIST-v0", 2), make_vec("GlimpseMNIST-v0", 2)
+    envs.reset_tensors(seed=0)
+    twin.reset_tensors(seed=0)
+    got = envs.step_tensors(torch.tensor([[1, 0], [-1, 1]]), torch.tensor([0, 1]))
+    want = twin.step_tensors(torch.tensor([[1.0, 0.0], [-1.0, 1.0]]), torch.tensor([0, 1]))
+    torch.testing.assert_close(got.obs.glimpse, want.obs.glimpse, rtol=0, atol=0)
+
+
+# --------------------------------------------------------------------------- a rejected step changes nothing
+def assert_same(got, want, where=""):
+    """Equal step results: arrays, tensors, dicts (info, with ``_key`` masks), object arrays."""
+    if isinstance(want, (tuple, list)):
+        assert len(got) == len(want), where
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
+            assert_same(a, b, f"{where}[{i}]")
+    elif isinstance(want, dict):
+        assert sorted(got) == sorted(want), where
+        for key in want:
+            assert_same(got[key], want[key], f"{where}[{key!r}]")
+    elif isinstance(want, torch.Tensor):
+        assert want.dtype == got.dtype, where
+        np.testing.assert_array_equal(got.cpu().numpy(), want.cpu().numpy(), err_msg=where)
+    elif isinstance(want, np.ndarray) and want.dtype == object:
+        for i, (a, b) in enumerate(zip(got, want, strict=True)):
+            assert_same(a, b, f"{where}[{i}]")
+    else:
+        np.testing.assert_array_equal(got, want, err_msg=where)
+
+
+N_TWIN = 4
+BAD_NUMPY_ACTIONS = [
+    _bad(location=((2, 1), np.nan)),
+    _bad(label=(1, 10)),
+    {"location": np.zeros((N_TWIN, 2), np.bool_), "label": GOOD["label"]},
+    {"location": GOOD["location"], "label": np.zeros(N_TWIN)},
+    {"location": GOOD["location"], "label": np.zeros(N_TWIN + 1, np.int64)},
+    {"location": torch.zeros(N_TWIN, 2, device="meta"), "label": GOOD["label"]},
+    {"location": GOOD["location"]},
+]
+BAD_TENSOR_ACTIONS = [
+    (torch.full((N_TWIN, 2), float("nan")), torch.zeros(N_TWIN, dtype=torch.int64)),
+    (torch.zeros(N_TWIN, 2), torch.full((N_TWIN,), 10)),
+    (torch.zeros(N_TWIN, 2), torch.zeros(N_TWIN)),
+    (torch.zeros(N_TWIN, 2, dtype=torch.bool), torch.zeros(N_TWIN, dtype=torch.int64)),
+    (torch.zeros(N_TWIN, 2, device="meta"), torch.zeros(N_TWIN, dtype=torch.int64)),
+    (torch.zeros(N_TWIN + 1, 2), torch.zeros(N_TWIN + 1, dtype=torch.int64)),
+]
+
+
+@pytest.mark.parametrize("mode", list(AutoresetMode))
+@pytest.mark.parametrize("api", ["numpy", "tensors"])
+@pytest.mark.parametrize("when", ["mid-episode", "after termination"])
+def test_a_rejected_step_changes_nothing(mode, api, when):
+    """An env given bad actions, then the same good steps as a twin that never saw them:
+    identical results through autoresets (fresh training canvases: the random draws too)."""
+    kwargs = {"n_glimpses": 2, "autoreset_mode": mode}
+    envs, twin = (
+        make_vec("GlimpseMNIST-Cluttered-v0", N_TWIN, **kwargs),
+        make_vec("GlimpseMNIST-Cluttered-v0", N_TWIN, **kwargs),
+    )
+    actions = random_actions(np.random.default_rng(0), N_TWIN, 9)
+    for e in (envs, twin):
+        e.reset(seed=5)
+        if when == "after termination":
+            for action in actions[:2]:
+                e.step(action)
+            if mode == AutoresetMode.DISABLED:
+                e.reset(options={"reset_mask": np.array([True, False, True, True])})
+    assert_same(envs._ended, twin._ended)
+    for bad in BAD_NUMPY_ACTIONS if api == "numpy" else BAD_TENSOR_ACTIONS:
+        with pytest.raises((TypeError, ValueError, ResetNeeded)):
+            envs.step(bad) if api == "numpy" else envs.step_tensors(*bad)
+    for t, action in enumerate(actions):
+        if mode == AutoresetMode.DISABLED and envs._ended.any():  # the caller's resets
+            mask = envs._ended.copy()
+            assert_same(envs.reset(options={"reset_mask": mask}), twin.reset(options={"reset_mask": mask}))
+        if api == "numpy":
+            got, want = envs.step(action), twin.step(action)
+        else:
+            tensors = (torch.from_numpy(action["location"]), torch.from_numpy(action["label"]))
+            got, want = envs.step_tensors(*tensors), twin.step_tensors(*tensors)
+        assert_same(got, want, f"step {t}")
+
+
+def test_the_ignored_action_of_a_next_step_autoreset_is_checked_but_ignored():
+    """NEXT_STEP: on the autoreset step a sub-environment's action is ignored, but it must
+    still be a valid action (SyncVectorEnv does not look at it; we check the whole batch)."""
+    envs, twin = (make_vec("GlimpseMNIST-v0", 3, n_glimpses=1, split="val") for _ in range(2))
+    for e in (envs, twin):
+        e.reset(seed=0, options={"indices": np.array([4, 5, 6])})
+        e.step({"location": np.zeros((3, 2), np.float32), "label": np.zeros(3, np.int64)})
+    bad = {"location": np.array([[0, 0], [np.nan, 0], [0, 0]], np.float32), "label": np.zeros(3, np.int64)}
+    with pytest.raises(ValueError, match="sub-environment 1 is NaN"):
+        envs.step(bad)
+    # any valid actions: ignored, the same new episodes either way
+    got = envs.step({"location": np.full((3, 2), 0.9, np.float32), "label": np.full(3, 9)})
+    want = twin.step({"location": np.full((3, 2), -0.3, np.float32), "label": np.zeros(3, np.int64)})
+    assert_same(got, want)
+    np.testing.assert_array_equal(got[4]["step"], [0, 0, 0])
+
+
+def test_a_rejected_reset_changes_nothing():
+    envs, twin = make_vec("GlimpseMNIST-v0", 3), make_vec("GlimpseMNIST-v0", 3)
+    envs.reset(seed=1)
+    twin.reset(seed=1)
+    with pytest.raises(ValueError):
+        envs.reset(seed=99, options={"reset_mask": np.ones(2, dtype=np.bool_)})
+    with pytest.raises(ValueError):
+        envs.reset(seed=99, options={"indices": np.arange(3)})  # the training draws have no fixed set
+    with pytest.raises(TypeError):
+        envs.reset(seed=99, options="reset_mask")
+    assert_same(envs.reset(), twin.reset())
+
+
+@pytest.mark.parametrize("options", ["indices", ["reset_mask"], 3, ("indices", [0, 1])], ids=repr)
+def test_reset_options_must_be_a_dict(options):
+    envs = make_vec("GlimpseMNIST-v0", 2, split="test")
+    with pytest.raises(TypeError, match="reset options must be a dict"):
+        envs.reset(options=options)
+
+
+# --------------------------------------------------------------------------- settings: mode, device
+@pytest.mark.parametrize(
+    ("spelling", "mode"),
+    [(m, m) for m in AutoresetMode]
+    + [(m.value, m) for m in AutoresetMode]
+    + [(m.name, m) for m in AutoresetMode],
+)
+def test_autoreset_mode_by_member_value_or_name(spelling, mode):
+    envs = make_vec("GlimpseMNIST-v0", 2, autoreset_mode=spelling)
+    assert envs.autoreset_mode is mode and envs.metadata["autoreset_mode"] is mode
+
+
+@pytest.mark.parametrize("spelling", ["disabled", "Next_Step", "NEXTSTEP", "", 0, None])
+def test_unknown_autoreset_mode(spelling):
+    with pytest.raises(ValueError, match=r"autoreset_mode must be one of .*'DISABLED'.*'Disabled'"):
+        GlimpseVectorEnv(2, autoreset_mode=spelling)
+
+
+UNAVAILABLE = ["tpu", "meta", "xla", "mps", "cuda:99", "ipu"]
+if not torch.cuda.is_available():
+    UNAVAILABLE += ["cuda", "cuda:0", 0]
+
+
+@pytest.mark.parametrize("device", UNAVAILABLE)
+def test_a_device_this_machine_lacks_is_named_at_construction(device):
+    with pytest.raises(ValueError, match=rf"device={device!r} is not.*available.*cpu") as caught:
+        make_vec("GlimpseMNIST-v0", 2, device=device)
+    if torch.cuda.is_available():
+        assert "cuda:0" in str(caught.value)
+
+
+@pytest.mark.parametrize("device", [2.5, None, ["cpu"], True])
+def test_a_device_of_the_wrong_type(device):
+    with pytest.raises(TypeError, match=r"device must be a torch\.device or a device name"):
+        GlimpseVectorEnv(2, device=device)
+
+
+def test_check_device_names_the_current_gpu_and_plain_cpu():
+    assert check_device("cpu") == torch.device("cpu") == check_device(torch.device("cpu"))
+    assert available_devices()[0] == "cpu"
+    if torch.cuda.is_available():
+        assert check_device("cuda") == torch.device("cuda", torch.cuda.current_device())
+
+
+# --------------------------------------------------------------------------- render
+def test_render_before_reset_is_as_the_single_env():
+    with pytest.raises(ResetNeeded, match="reset"):
+        GlimpseVectorEnv(2, render_mode="rgb_array").render()
+    envs = GlimpseVectorEnv(2)
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert envs.render() is None
+    envs.reset(seed=0)
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert envs.render() is None
+
+
+# --------------------------------------------------------------------------- TensorStep.label / correct
+@pytest.mark.parametrize("mode", list(AutoresetMode))
+def test_tensor_step_gives_label_and_correct_of_the_ended_episodes(mode):
+    n, T = 6, 3
+    labels = load_split("mnist", "test").labels
+    envs = make_vec("GlimpseMNIST-v0", n, n_glimpses=T, split="test", autoreset_mode=mode)
+    rng = np.random.default_rng(0)
+    _, info = envs.reset_tensors(seed=0, options={"indices": rng.integers(0, 10_000, n)})
+    shown = info["index"].copy()  # the canvas of each sub-environment
+    right = torch.arange(n) % 2 == 0  # even sub-environments answer right, odd ones wrong
+    ended_at = set()
+    for t in range(4 * (T + 1)):
+        if t == 1:  # stagger the episodes
+            mask = np.array([False, True, True, False, False, False])
+            _, info = envs.reset_tensors(options={"reset_mask": mask, "indices": rng.integers(0, 10_000, n)})
+            shown[mask] = info["index"][mask]
+        truth = labels[torch.from_numpy(shown)]
+        guess = torch.where(right, truth, (truth + 1) % 10)
+        step = envs.step_tensors(torch.zeros(n, 2), guess)
+        terminated = step.terminated
+        assert step.label.dtype == torch.int64 and step.label.shape == (n,)
+        assert step.correct.dtype == torch.bool and step.label.device == envs.device
+        torch.testing.assert_close(step.label, torch.where(terminated, truth, -1), rtol=0, atol=0)
+        torch.testing.assert_close(step.correct, terminated & right, rtol=0, atol=0)
+        torch.testing.assert_close(step.reward, step.correct.float(), rtol=0, atol=0)
+        last = step.info["final_info"] if mode == AutoresetMode.SAME_STEP and terminated.any() else step.info
+        if terminated.any():
+            ended_at.add(tuple(terminated.tolist()))
+            np.testing.assert_array_equal(last["_label"], terminated.numpy())
+            np.testing.assert_array_equal(last["label"][last["_label"]], step.label[terminated].numpy())
+            np.testing.assert_array_equal(last["correct"][last["_correct"]], step.correct[terminated].numpy())
+        if "_index" in step.info:  # autoresets show new canvases
+            shown[step.info["_index"]] = step.info["index"][step.info["_index"]]
+        if mode == AutoresetMode.DISABLED and terminated.any():
+            mask = terminated.numpy()
+            _, info = envs.reset_tensors(options={"reset_mask": mask, "indices": rng.integers(0, 10_000, n)})
+            shown[mask] = info["index"][mask]
+    assert len(ended_at) >= 2  # the sub-environments ended at different steps
