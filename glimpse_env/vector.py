@@ -442,7 +442,8 @@ class GlimpseVectorEnv(VectorEnv):
             if tensor.device.type == "meta":
                 raise ValueError(
                     f"{name} is on the device 'meta', which holds no values; pass tensors on "
-                    f"{self.device} (or any of {', '.join(available_devices())}: they are copied there)"
+                    f"{self.device} (tensors on the other available devices are copied there; "
+                    f"available: {', '.join(available_devices())})"
                 )
         if location.dtype == torch.bool or location.is_complex():
             raise TypeError(f"location must hold real numbers (ints or floats), got {location.dtype}")
