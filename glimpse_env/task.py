@@ -375,7 +375,7 @@ class GlimpseTask:
                 "fresh training canvas every episode; use split='val' or 'test', or pass train_size=N"
             )
         array = np.asarray(indices)
-        if array.shape != (count,) or not (np.issubdtype(array.dtype, np.integer)):
+        if array.shape != (count,) or array.dtype.kind not in "iu":  # signed or unsigned, not timedelta
             raise ValueError(f"expected {count} integer index(es), shape ({count},), got {indices!r}")
         bad = np.flatnonzero((array < 0) | (array >= self.n_samples))
         if bad.size:

@@ -16,7 +16,7 @@ __all__ = ["check_int", "is_integer", "is_real"]
 
 def is_integer(value: object) -> bool:
     """Whether ``value`` is an integer scalar (Python, numpy or 0-d torch), not a bool."""
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, (bool, np.bool_, np.timedelta64)):  # numpy counts timedelta64 as an integer
         return False
     if isinstance(value, (int, np.integer)):
         return True

@@ -486,3 +486,10 @@ def test_every_argument_can_be_overridden_through_make():
 
 def test_package_exports():
     assert glimpse_env.GlimpseEnv is GlimpseEnv
+
+
+def test_a_timedelta_is_not_an_index():
+    """numpy counts timedelta64 as an integer type; an index must be a real integer."""
+    env = GlimpseEnv(split="val")
+    with pytest.raises(TypeError, match="index"):
+        env.reset(options={"index": np.timedelta64(3)})

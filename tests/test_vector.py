@@ -604,3 +604,9 @@ def test_tensor_step_gives_label_and_correct_of_the_ended_episodes(mode):
             _, info = envs.reset_tensors(options={"reset_mask": mask, "indices": rng.integers(0, 10_000, n)})
             shown[mask] = info["index"][mask]
     assert len(ended_at) >= 2  # the sub-environments ended at different steps
+
+
+def test_timedelta_indices_are_rejected():
+    envs = GlimpseVectorEnv(4, split="val")
+    with pytest.raises(ValueError, match="integer index"):
+        envs.reset(options={"indices": np.array([1, 2, 3, 4], dtype="timedelta64[s]")})
