@@ -23,7 +23,7 @@ import torch
 
 from agents.ram import ModelConfig, RecurrentAttentionModel
 from agents.rollout import make_vector_env, play_episodes
-from agents.runs import CheckpointError, load_checkpoint, parse_args, resolve_device, write_json
+from agents.runs import CheckpointError, load_checkpoint, parse_args, resolve_device, use_data_dir, write_json
 
 __all__ = ["EvalResult", "evaluate_model", "load_model", "main"]
 
@@ -189,6 +189,8 @@ class EvalArgs:
     """seed of the location draws"""
     device: str = "cpu"
     """cpu or cuda"""
+    data_dir: str | None = None
+    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
     json: str | None = None
     """also write the result as JSON to this file"""
 
@@ -197,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> EvalResult:
     args = parse_args(EvalArgs, argv)
     if not args.checkpoint:
         sys.exit("--checkpoint PATH is required")
+    use_data_dir(args.data_dir)
     device = resolve_device(args.device)
     model, config = load_model(args.checkpoint, device=device)
     generator = torch.Generator(device=device).manual_seed(args.seed)

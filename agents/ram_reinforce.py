@@ -46,13 +46,24 @@ from agents.runs import (
     parse_args,
     resolve_device,
     save_checkpoint,
+    use_data_dir,
     write_json,
 )
 from agents.visualize import trajectory_grid
 
 #: settings that may change when a run is resumed (everything else must match config.json)
 RESUMABLE = frozenset(
-    {"epochs", "device", "eval_batch_size", "image_every", "resume", "overwrite", "progress"}
+    {
+        "epochs",
+        "device",
+        "data_dir",
+        "threads",
+        "eval_batch_size",
+        "image_every",
+        "resume",
+        "overwrite",
+        "progress",
+    }
 )
 #: the training split of every environment: the first 55,000 training images
 TRAIN_SPLIT_SIZE = 55_000
@@ -117,6 +128,8 @@ class Args:
     """write a picture of glimpse trajectories to TensorBoard every N epochs (0: never)"""
     device: str = "cpu"
     """cpu or cuda"""
+    data_dir: str | None = None
+    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
     threads: int | None = None
     """torch intra-op threads (default: torch's own choice); 1 is fastest on a busy small machine"""
     run_dir: str | None = None
@@ -178,6 +191,7 @@ def resolve_args(args: Args, argv: Sequence[str] | None) -> Args:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = resolve_args(parse_args(Args, argv), argv)
+    use_data_dir(args.data_dir)
     device = resolve_device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)

@@ -53,6 +53,7 @@ __all__ = [
     "parse_args",
     "resolve_device",
     "save_checkpoint",
+    "use_data_dir",
     "write_json",
 ]
 
@@ -165,7 +166,17 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None, *, description: 
     return cls(**vars(namespace))
 
 
-# ----------------------------------------------------------------------------- devices
+# ----------------------------------------------------------------------------- data and devices
+def use_data_dir(path: str | None) -> None:
+    """Make ``path`` (if given) the data folder of every environment this process makes.
+
+    It sets ``GLIMPSE_DATA_DIR`` (see :mod:`glimpse_env.data`), which the training,
+    evaluation and picture scripts all read through the environments they make.
+    """
+    if path is not None:
+        os.environ["GLIMPSE_DATA_DIR"] = str(Path(path).expanduser())
+
+
 def resolve_device(name: str) -> torch.device:
     """``name`` as a torch device that exists here, or a ``ValueError`` saying what does."""
     try:

@@ -21,7 +21,7 @@ import torch
 
 from agents.ram import RecurrentAttentionModel
 from agents.rollout import make_vector_env, play_episodes
-from agents.runs import CheckpointError, parse_args, resolve_device
+from agents.runs import CheckpointError, parse_args, resolve_device, use_data_dir
 
 __all__ = ["main", "trajectory_frames", "trajectory_grid"]
 
@@ -125,6 +125,8 @@ class VisualizeArgs:
     """draw the locations from the policy (default: play its mean locations)"""
     device: str = "cpu"
     """cpu or cuda"""
+    data_dir: str | None = None
+    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -138,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     out = Path(args.out)
     if out.suffix.lower() not in (".png", ".gif"):
         raise ValueError(f"--out must end in .png or .gif, got {args.out!r}")
+    use_data_dir(args.data_dir)
     device = resolve_device(args.device)
     model, config = load_model(args.checkpoint, device=device)
     frames, predictions, labels = trajectory_frames(
