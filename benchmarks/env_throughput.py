@@ -1,6 +1,7 @@
 """Environment steps per second with random actions, resets included.
 
     python benchmarks/env_throughput.py [--repeats 5] [--device cuda] [--json out.json]
+    python benchmarks/env_throughput.py --native-only --sizes 256 1024 --busy 0 --busy 1 --busy 2
 
 For GlimpseMNIST-v0, -Cluttered60-v0 and -Cluttered100-v0: the single environment
 (``gym.make``), Gymnasium's ``SyncVectorEnv`` over 256 single environments, the native
@@ -10,14 +11,25 @@ For GlimpseMNIST-v0, -Cluttered60-v0 and -Cluttered100-v0: the single environmen
 steps/s = glimpses/s. Each number is the median of ``--repeats`` timed runs; the last
 column is the ratio to ``SyncVectorEnv`` at N = 256 measured in the same run.
 Random actions are drawn beforehand, so the cost of sampling them is not counted.
+
+``--busy K`` runs every measurement with ``K`` competing CPU-bound processes (each a
+Python interpreter spinning a pure-Python loop), started before and stopped after it: the
+situation of an RL trainer, whose model and other work share the cores with the
+environment. Give it several times (``--busy 0 --busy 1 --busy 2``) for one row per
+``K``; ``x quiet`` is then the ratio to the same row at ``K = 0``. ``--torch-threads``
+sets torch's intra-op threads first (for comparison; the package never changes them).
+``--native-only`` measures ``GlimpseVectorEnv`` alone, at the sizes of ``--sizes``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import gymnasium as gym
 import numpy as np
@@ -32,6 +44,25 @@ NATIVE_SIZES = (1, 16, 256, 1024)
 SYNC_SIZE = 256
 SB3_SIZE = 256
 ACTION_POOL = 16  # distinct random action batches cycled through
+
+
+#: a competing CPU-bound process: a pure-Python loop (linear congruential steps) that imports nothing
+SPIN = "print(flush=True)\nx = 0\nwhile True:\n    x = (x * 1103515245 + 12345) & 0xFFFFFFFF"
+
+
+@contextlib.contextmanager
+def busy(k: int) -> Iterator[None]:
+    """``k`` competing CPU-bound processes, running while the block runs."""
+    workers = [subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE) for _ in range(k)]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            worker.stdout.readline()  # started: spinning before the timing starts
+        yield
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
 
 
 def actions_for(n: int, num_classes: int, rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
@@ -93,6 +124,20 @@ def sb3_env(env_id: str, n: int, repeats: int) -> float:
     return rate(lambda i: venv.step(actions[i % ACTION_POOL]), n_envs=n, steps=200, repeats=repeats)
 
 
+def measure_env(env_id: str, args: argparse.Namespace) -> list[tuple[str, str, int, float]]:
+    """``(vectorisation, device, N, steps/s)`` of every measurement asked for."""
+    measured = []
+    if not args.native_only:
+        measured.append(("single env (gym.make)", "cpu", 1, single_env(env_id, args.repeats)))
+        measured.append(("SyncVectorEnv", "cpu", SYNC_SIZE, sync_env(env_id, SYNC_SIZE, args.repeats)))
+    for device in args.device or ["cpu"]:
+        for n in args.sizes:
+            measured.append(("GlimpseVectorEnv", device, n, native_env(env_id, n, args.repeats, device)))
+    if not args.native_only:
+        measured.append(("SB3VecEnv adapter", "cpu", SB3_SIZE, sb3_env(env_id, SB3_SIZE, args.repeats)))
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,32 +145,40 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", action="append", default=None, help="native env device(s), default cpu")
     parser.add_argument("--env-id", action="append", default=None, help="default: the three of the issue")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(NATIVE_SIZES), help="native env N")
+    parser.add_argument("--native-only", action="store_true", help="GlimpseVectorEnv alone")
+    parser.add_argument(
+        "--busy", type=int, action="append", default=None, help="competing CPU-bound processes (repeatable)"
+    )
+    parser.add_argument(
+        "--torch-threads", type=int, default=None, help="torch.set_num_threads first (default: torch's own)"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    devices = args.device or ["cpu"]
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
     rows = []
     for env_id in args.env_id or ENV_IDS:
-        sync = sync_env(env_id, SYNC_SIZE, args.repeats)
-        measured = [("single env (gym.make)", "cpu", 1, single_env(env_id, args.repeats))]
-        measured.append(("SyncVectorEnv", "cpu", SYNC_SIZE, sync))
-        for device in devices:
-            for n in NATIVE_SIZES:
-                measured.append(("GlimpseVectorEnv", device, n, native_env(env_id, n, args.repeats, device)))
-        measured.append(("SB3VecEnv adapter", "cpu", SB3_SIZE, sb3_env(env_id, SB3_SIZE, args.repeats)))
-        for kind, device, n, value in measured:
-            rows.append(
-                {
-                    "env": env_id,
-                    "vectorisation": kind,
-                    "device": device,
-                    "N": n,
-                    "steps/s": value,
-                    "x SyncVectorEnv(256)": value / sync,
-                }
-            )
-            print(f"{env_id:30s} {kind:22s} {device:5s} N={n:<5d} {value:>12,.0f} steps/s", flush=True)
+        quiet: dict[tuple[str, str, int], float] = {}
+        for k in args.busy or [0]:
+            with busy(k):
+                measured = measure_env(env_id, args)
+            sync = next((v for kind, _, _, v in measured if kind == "SyncVectorEnv"), None)
+            for kind, device, n, value in measured:
+                if k == 0:
+                    quiet[kind, device, n] = value
+                row = {"env": env_id, "busy": k, "vectorisation": kind, "device": device, "N": n}
+                row["steps/s"] = value
+                if (kind, device, n) in quiet:
+                    row["x quiet"] = value / quiet[kind, device, n]
+                if sync is not None:
+                    row["x SyncVectorEnv(256)"] = value / sync
+                rows.append(row)
+                line = f"{env_id:30s} busy={k} {kind:22s} {device:5s} N={n:<5d} {value:>12,.0f} steps/s"
+                print(line, flush=True)
     print(f"\n{machine()}; torch threads {torch.get_num_threads()}")
-    print_table(rows, ["env", "vectorisation", "device", "N", "steps/s", "x SyncVectorEnv(256)"])
+    columns = ["env", "busy", "vectorisation", "device", "N", "steps/s", "x quiet"]
+    print_table(rows, columns if args.native_only else [*columns, "x SyncVectorEnv(256)"])
     write_json(args.json, rows)
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -192,11 +193,37 @@ def compose(
 
     Returns:
         ``(B, H, W)`` uint8 canvases on ``images``' device.
+
+    On the CPU the canvases are made with numpy, on the calling thread (torch would split
+    every operation above a few thousand pixels across its threads, which stalls when
+    other processes hold the cores: see :mod:`glimpse_env.retina`, "Threads"); on another
+    device by the same steps in torch. Both give the same bits.
     """
+    if images.is_cpu:
+        pixels = np.take(images.numpy(), dataset_indices.numpy(), axis=0)  # (B, 28, 28)
+        if spec.variant != "centred":
+            pixels = _place(spec, pixels, images.numpy(), dataset_indices.numpy(), keys)
+        return torch.from_numpy(pixels)
     digits = torch.index_select(images, 0, dataset_indices)  # (B, 28, 28); far faster than images[idx]
     if spec.variant == "centred":
         return digits
-    device = images.device
+    return _place(spec, digits, images, dataset_indices, keys)
+
+
+def _place(spec: CanvasSpec, digits: Any, images: Any, dataset_indices: Any, keys: np.ndarray) -> Any:
+    """The canvases of the ``translated`` and ``cluttered`` variants from their ``digits``: numpy
+    arrays or torch tensors (the result is of the same kind)."""
+    is_torch = isinstance(images, torch.Tensor)
+    device = images.device if is_torch else None
+
+    def arange(count: int) -> Any:
+        return torch.arange(count, device=device) if is_torch else np.arange(count, dtype=np.int64)
+
+    def square(side: int, row_stride: int) -> Any:
+        """``(side * side,)`` flat offsets of a ``side x side`` square in rows of ``row_stride``."""
+        span = arange(side)
+        return (span[:, None] * row_stride + span[None, :]).reshape(-1)
+
     n_images = images.shape[0]
     batch = dataset_indices.shape[0]
     h, w, size, n = spec.height, spec.width, spec.clutter_size, spec.n_clutter
@@ -207,25 +234,32 @@ def compose(
         * n,
         dtype=np.uint64,
     )
-    ints = torch.from_numpy((random_draws(keys, spec.n_draws) % ranges).astype(np.int64)).to(device)
-    starts = torch.arange(batch, device=device) * (h * w)  # where each canvas starts, flattened
-
-    def square(side: int, row_stride: int) -> torch.Tensor:
-        """``(side * side,)`` flat offsets of a ``side x side`` square in rows of ``row_stride``."""
-        span = torch.arange(side, device=device)
-        return (span[:, None] * row_stride + span[None, :]).reshape(-1)
-
-    canvas = torch.zeros(batch * h * w, dtype=torch.uint8, device=device)
+    ints: Any = (random_draws(keys, spec.n_draws) % ranges).astype(np.int64)
+    if is_torch:
+        ints = torch.from_numpy(ints).to(device)
+    starts = arange(batch) * (h * w)  # where each canvas starts, flattened
+    canvas: Any
+    if is_torch:
+        canvas = torch.zeros(batch * h * w, dtype=torch.uint8, device=device)
+    else:
+        canvas = np.zeros(batch * h * w, dtype=np.uint8)
     digit_at = starts + ints[:, 0] * w + ints[:, 1]  # (B,): top-left pixel of the digit
-    canvas.scatter_(0, (digit_at[:, None] + square(IMAGE_SIZE, w)).reshape(-1), digits.reshape(-1))
+    where = (digit_at[:, None] + square(IMAGE_SIZE, w)).reshape(-1)
+    if is_torch:
+        canvas.scatter_(0, where, digits.reshape(-1))
+    else:
+        canvas[where] = digits.reshape(-1)
     if n:
         # another image of the split: shifted by 1..N-1, so never the digit itself
-        source = (dataset_indices.view(-1, 1) + 1 + ints[:, 2::5]) % n_images  # (B, n)
+        source = (dataset_indices.reshape(-1, 1) + 1 + ints[:, 2::5]) % n_images  # (B, n)
         crop_at = source * IMAGE_SIZE**2 + ints[:, 3::5] * IMAGE_SIZE + ints[:, 4::5]  # (B, n)
-        crops = torch.take(images, crop_at[..., None] + square(size, IMAGE_SIZE))  # (B, n, c*c)
+        crop_pixels = crop_at[..., None] + square(size, IMAGE_SIZE)  # (B, n, c*c), into all images
+        crops = torch.take(images, crop_pixels) if is_torch else np.take(images, crop_pixels)
         piece_at = starts[:, None] + ints[:, 5::5] * w + ints[:, 6::5]  # (B, n)
+        where = (piece_at[..., None] + square(size, w)).reshape(-1)
         # pixelwise maximum with the digit and with each other, overlaps included
-        canvas.scatter_reduce_(
-            0, (piece_at[..., None] + square(size, w)).reshape(-1), crops.reshape(-1), reduce="amax"
-        )
-    return canvas.view(batch, h, w)
+        if is_torch:
+            canvas.scatter_reduce_(0, where, crops.reshape(-1), reduce="amax")
+        else:
+            np.maximum.at(canvas, where, crops.reshape(-1))
+    return canvas.reshape(batch, h, w)

@@ -42,6 +42,18 @@ image once per episode (:meth:`Retina.integral`) and take every glimpse from it
 runs on torch tensors (any device) or, with the same code, on numpy arrays: a single
 environment steps one glimpse at a time, where numpy's lower per-call overhead is
 most of the cost.
+
+Threads
+-------
+On CPU tensors, every torch operation here covers at most :data:`SERIAL_ELEMENTS`
+elements: a batch is worked through in blocks of rows that small. Torch runs an
+operation that small on the calling thread; a larger one is split across its intra-op
+threads, and when another process holds the other cores (an RL trainer's machine), every
+split waits for a descheduled thread, milliseconds against the microseconds of work: at
+256 sub-environments a vector-env step was 20 to 100 times slower. Blocks keep the
+work on the caller's thread whatever the load, without touching torch's thread settings,
+and give the same bits as one operation over the batch. Numpy arrays (always one thread)
+and tensors on other devices are worked on in one piece.
 """
 
 from __future__ import annotations
@@ -64,6 +76,11 @@ MAX_PATCH_SIDE = 2**20
 
 #: Largest number of pixels whose uint8 integral image fits int32.
 _INT32_EXACT_PIXELS = (2**31 - 1) // 255
+
+#: Most elements of one torch operation on CPU tensors here: torch's grain size
+#: (``at::internal::GRAIN_SIZE``), at or below which an operation runs on the calling thread
+#: alone (see the module docstring, "Threads").
+SERIAL_ELEMENTS = 32768
 
 
 class IntegralImage(NamedTuple):
@@ -100,16 +117,14 @@ class _Geometry(NamedTuple):
     half: Array  # (2,) float64: (W / 2, H / 2)
 
 
-class _Plan(NamedTuple):
-    """Everything a glimpse of one table shape needs, made once and reused by every call.
+class _Block(NamedTuple):
+    """The buffers of a block of rows of a :class:`_Plan` (views of the plan's buffers).
 
-    The buffers (and the views of them that the operations read and write) mean a glimpse
-    allocates nothing but its output; a new table shape, kind or scale makes a new plan.
-    Arrays are of the table's kind (torch on its device, or numpy), hence typed ``Any``.
+    Arrays are of the table's kind (torch on its device, or numpy), hence typed ``Any``;
+    ``B`` is the number of rows of the block.
     """
 
-    key: tuple[object, ...]  # (kind/device, dtype, table shape, scale)
-    geometry: _Geometry
+    span: slice | None  # its rows of the batch; None: all of them
     first: Any  # (B, 2, k) float64: first column and row of every scale
     first_int: Any  # (B, 2, k) int64: the same as integers
     edges: Any  # (B, 2, k, g + 1) int64: column and row edges, clamped
@@ -124,7 +139,36 @@ class _Plan(NamedTuple):
     row_diff: Any  # (B, C, k, g + 1, g): differences along columns
     row_diff_pairs: tuple[Any, Any]  # views of row_diff: rows 1.. and ..g
     sums: Any  # (B, C, k, g, g): box sums
+
+
+class _Plan(NamedTuple):
+    """Everything a glimpse of one table shape needs, made once and reused by every call.
+
+    The buffers (and the views of them that the operations read and write) mean a glimpse
+    allocates nothing but its output; a new table shape, kind or scale makes a new plan.
+    The batch is worked through in ``blocks`` (one for numpy and device tensors; see
+    :func:`_row_blocks`).
+    """
+
+    key: tuple[object, ...]  # (kind/device, dtype, table shape, scale)
+    geometry: _Geometry
+    table_size: tuple[int, int]  # (H + 1, W + 1)
+    blocks: tuple[_Block, ...]
     cell_scale: Any  # (1, 1, k, 1, 1) float32: scale / s**(2i), box sum -> cell mean
+
+
+def _row_blocks(rows: int, per_row: int, like: Array) -> tuple[slice, ...] | None:
+    """Blocks of rows to work through one at a time, or ``None`` for the whole batch at once.
+
+    ``per_row`` is the most elements a row puts in one operation. CPU tensors come in
+    blocks of at most :data:`SERIAL_ELEMENTS` elements (even sizes; a single row may be
+    larger), numpy arrays and tensors on other devices in one piece.
+    """
+    if rows * per_row <= SERIAL_ELEMENTS or not (isinstance(like, torch.Tensor) and like.is_cpu):
+        return None
+    count = -(-rows // max(1, SERIAL_ELEMENTS // per_row))
+    size = -(-rows // count)
+    return tuple(slice(start, min(start + size, rows)) for start in range(0, rows, size))
 
 
 def _device_key(like: Array) -> object:
@@ -251,35 +295,53 @@ class Retina:
             return np.empty(shape, dtype=_NUMPY_DTYPES[dtype])
 
         dtype = table.dtype if isinstance(table, torch.Tensor) else _TORCH_DTYPES[table.dtype.type]
+        first = empty((b, 2, k), torch.float64)
+        first_int = empty((b, 2, k), torch.int64)
         edges = empty((b, 2, k, g + 1), torch.int64)
         flat_index = empty((b, k, g + 1, g + 1), torch.int64)
         corners = empty((b, c, k, g + 1, g + 1), dtype)
         row_diff = empty((b, c, k, g + 1, g), dtype)
+        sums = empty((b, c, k, g, g), dtype)
         starts = (np.arange(b * c, dtype=np.int64) * (h1 * w1)).reshape(b, c, 1)
-        gather_index: Array
-        if isinstance(flat_index, torch.Tensor):
-            gather_index = flat_index.view(b, 1, -1).expand(b, c, -1)
-        else:  # numpy takes from all tables flattened: the index adds where each table starts
-            gather_index = np.empty((b, c, k * (g + 1) ** 2), dtype=np.int64)
+        gather_index: Array | None = None
+        if not isinstance(flat_index, torch.Tensor):  # numpy takes from all tables flattened:
+            gather_index = np.empty((b, c, k * (g + 1) ** 2), dtype=np.int64)  # index + table start
+
+        def block(span: slice | None) -> _Block:
+            part = slice(None) if span is None else span
+            m = len(range(b)[part])
+            block_edges, block_index, block_corners = edges[part], flat_index[part], corners[part]
+            block_diff = row_diff[part]
+            return _Block(
+                span=span,
+                first=first[part],
+                first_int=first_int[part],
+                edges=block_edges,
+                cols=block_edges[:, 0, :, None, :],
+                rows=block_edges[:, 1, :, :, None],
+                flat_index=block_index,
+                gather_index=(
+                    block_index.view(m, 1, -1).expand(m, c, -1)
+                    if isinstance(block_index, torch.Tensor)
+                    else gather_index
+                ),
+                starts=starts,
+                corners=block_corners,
+                corners_flat=block_corners.reshape(m, c, -1),
+                corner_pairs=(block_corners[..., 1:], block_corners[..., :-1]),
+                row_diff=block_diff,
+                row_diff_pairs=(block_diff[..., 1:, :], block_diff[..., :-1, :]),
+                sums=sums[part],
+            )
+
+        blocks = _row_blocks(b, c * k * (g + 1) ** 2, table)
         cells = np.array(self.cell_sizes, dtype=np.float64)
         cell_scale = (integral.scale / (cells * cells)).astype(np.float32).reshape(1, 1, -1, 1, 1)
         found = _Plan(
             key=key,
             geometry=self._geometry(table, h1 - 1, w1 - 1),
-            first=empty((b, 2, k), torch.float64),
-            first_int=empty((b, 2, k), torch.int64),
-            edges=edges,
-            cols=edges[:, 0, :, None, :],
-            rows=edges[:, 1, :, :, None],
-            flat_index=flat_index,
-            gather_index=gather_index,
-            starts=starts,
-            corners=corners,
-            corners_flat=corners.reshape(b, c, -1),
-            corner_pairs=(corners[..., 1:], corners[..., :-1]),
-            row_diff=row_diff,
-            row_diff_pairs=(row_diff[..., 1:, :], row_diff[..., :-1, :]),
-            sums=empty((b, c, k, g, g), dtype),
+            table_size=(h1, w1),
+            blocks=(block(None),) if blocks is None else tuple(block(span) for span in blocks),
             cell_scale=_like(cell_scale, table),
         )
         self._plans[kind] = found
@@ -351,20 +413,26 @@ class Retina:
             raise ValueError(f"images must be (B, H, W) or (B, C, H, W), got shape {tuple(images.shape)}")
         b, c, height, width = images.shape
         dtype, scale = self.table_type(images.dtype, height, width)
-        if out is None:
+        shape = (b, c, height + 1, width + 1)
+        if out is not None and (
+            tuple(out.shape) != shape or out.dtype != dtype or out.device != images.device
+        ):
+            raise ValueError(
+                f"out must be a {dtype} tensor of shape {shape} on {images.device}, "
+                f"got {out.dtype} {tuple(out.shape)} on {out.device}"
+            )
+        blocks = _row_blocks(b, c * (height + 1) * (width + 1), images)
+        if out is None and blocks is None:  # a new table in one piece: padded and cast at once
             table = F.pad(images, (1, 0, 1, 0)).to(dtype)
-        else:
-            shape = (b, c, height + 1, width + 1)
-            if tuple(out.shape) != shape or out.dtype != dtype or out.device != images.device:
-                raise ValueError(
-                    f"out must be a {dtype} tensor of shape {shape} on {images.device}, "
-                    f"got {out.dtype} {tuple(out.shape)} on {out.device}"
-                )
-            table = out
-            table[:, :, 0].zero_()
-            table[:, :, 1:, 0].zero_()
-            table[:, :, 1:, 1:].copy_(images)
-        table.cumsum_(3).cumsum_(2)
+            table.cumsum_(3).cumsum_(2)
+            return IntegralImage(table, scale)
+        table = torch.empty(shape, dtype=dtype, device=images.device) if out is None else out
+        pieces = [(table, images)] if blocks is None else [(table[rows], images[rows]) for rows in blocks]
+        for part, pixels in pieces:
+            part[:, :, 0].zero_()
+            part[:, :, 1:, 0].zero_()
+            part[:, :, 1:, 1:].copy_(pixels)
+            part.cumsum_(3).cumsum_(2)
         return IntegralImage(table, scale)
 
     def from_integral(self, integral: IntegralImage, locations: Array) -> Array:
@@ -380,50 +448,70 @@ class Retina:
         """
         table = integral.table
         b, c, h1, w1 = table.shape
+        g, k = self.patch_size, self.n_scales
         plan = self._plan(integral)
-        out: Array
         if isinstance(locations, torch.Tensor) and locations.requires_grad:  # e.g. a policy's mean
             locations = locations.detach()
-        # first edge of every scale (see first_edges), then all g + 1 edges, clamped to the
-        # table: clamped corners make pixels outside the canvas count as zero
-        first = self._first_edges(locations, plan.geometry, plan.first)  # (B, 2, k)
-        edges, cols, rows = plan.edges, plan.cols, plan.rows
         if isinstance(table, torch.Tensor):
-            assert isinstance(edges, torch.Tensor) and isinstance(first, torch.Tensor)
-            first_int = plan.first_int.copy_(first)
-            steps = plan.geometry.steps
-            assert isinstance(steps, torch.Tensor)
-            torch.add(first_int[..., None], steps, out=edges)  # (B, 2, k, g+1)
-            self._clamp_edges(edges, h1, w1)
-            # flat index of every corner, row * (W + 1) + column, then one gather
-            torch.add(cols, rows, alpha=w1, out=plan.flat_index)
-            torch.gather(table.view(b, c, -1), 2, plan.gather_index, out=plan.corners_flat)
-            # box sums: the 4-term corner differences, as two differences
-            torch.subtract(*plan.corner_pairs, out=plan.row_diff)
-            sums = torch.subtract(*plan.row_diff_pairs, out=plan.sums)
-            # cell means as a new float32 array (the buffers are reused by the next call)
-            if sums.is_floating_point():  # float64 sums: round to float32 first
-                out = sums.to(torch.float32).mul_(plan.cell_scale)
-            else:
-                out = torch.mul(sums, plan.cell_scale)  # integer x float32: computed in float32
-        else:  # the same steps in numpy
-            first_int = plan.first_int
-            np.copyto(first_int, first, casting="unsafe")
-            np.add(first_int[..., None], plan.geometry.steps, out=edges)
-            self._clamp_edges(edges, h1, w1)
-            index = plan.flat_index
-            np.multiply(rows, w1, out=index)
-            np.add(index, cols, out=index)
-            gather_index = plan.gather_index
-            np.add(index.reshape(b, 1, -1), plan.starts, out=gather_index)
-            np.take(table.reshape(-1), gather_index, out=plan.corners_flat)
-            np.subtract(*plan.corner_pairs, out=plan.row_diff)
-            sums = np.subtract(*plan.row_diff_pairs, out=plan.sums)
-            out = np.multiply(sums, plan.cell_scale, dtype=np.float32)
-        g, k = self.patch_size, self.n_scales
+            assert isinstance(locations, torch.Tensor)
+            # scale-major output, (B, k, C, g, g), written through a (B, C, k, g, g) view
+            glimpses = torch.empty((b, k, c, g, g), dtype=torch.float32, device=table.device)
+            into = glimpses.transpose(1, 2)
+            flat_table = table.view(b, c, -1)
+            for block in plan.blocks:
+                if block.span is None:
+                    self._glimpse_torch(plan, block, table=flat_table, locations=locations, out=into)
+                else:
+                    span = block.span
+                    self._glimpse_torch(
+                        plan, block, table=flat_table[span], locations=locations[span], out=into[span]
+                    )
+            return glimpses.view(b, k * c, g, g)
+        # the same steps in numpy, in one block
+        (block,) = plan.blocks
+        first = self._first_edges(locations, plan.geometry, block.first)  # (B, 2, k)
+        first_int, edges = block.first_int, block.edges
+        np.copyto(first_int, first, casting="unsafe")
+        np.add(first_int[..., None], plan.geometry.steps, out=edges)
+        self._clamp_edges(edges, h1, w1)
+        index = block.flat_index
+        np.multiply(block.rows, w1, out=index)
+        np.add(index, block.cols, out=index)
+        gather_index = block.gather_index
+        np.add(index.reshape(b, 1, -1), block.starts, out=gather_index)
+        np.take(table.reshape(-1), gather_index, out=block.corners_flat)
+        np.subtract(*block.corner_pairs, out=block.row_diff)
+        sums = np.subtract(*block.row_diff_pairs, out=block.sums)
+        out = np.multiply(sums, plan.cell_scale, dtype=np.float32)  # (B, C, k, g, g)
         if c == 1:
             return out.reshape(b, k, g, g)
         return out.swapaxes(1, 2).reshape(b, k * c, g, g)
+
+    def _glimpse_torch(
+        self, plan: _Plan, block: _Block, *, table: torch.Tensor, locations: torch.Tensor, out: torch.Tensor
+    ) -> None:
+        """Glimpses of one block of rows: ``table`` ``(B, C, (H + 1) (W + 1))`` flattened tables,
+        ``locations`` ``(B, 2)``, into ``out`` ``(B, C, k, g, g)`` float32."""
+        h1, w1 = plan.table_size
+        # first edge of every scale (see first_edges), then all g + 1 edges, clamped to the
+        # table: clamped corners make pixels outside the canvas count as zero
+        first = self._first_edges(locations, plan.geometry, block.first)  # (B, 2, k)
+        first_int = block.first_int.copy_(first)
+        steps = plan.geometry.steps
+        assert isinstance(steps, torch.Tensor)
+        torch.add(first_int[..., None], steps, out=block.edges)  # (B, 2, k, g+1)
+        self._clamp_edges(block.edges, h1, w1)
+        # flat index of every corner, row * (W + 1) + column, then one gather
+        torch.add(block.cols, block.rows, alpha=w1, out=block.flat_index)
+        torch.gather(table, 2, block.gather_index, out=block.corners_flat)
+        # box sums: the 4-term corner differences, as two differences
+        torch.subtract(*block.corner_pairs, out=block.row_diff)
+        sums = torch.subtract(*block.row_diff_pairs, out=block.sums)
+        # cell means into the output (the buffers are reused by the next call)
+        if sums.is_floating_point():  # float64 sums: round to float32 first
+            out.copy_(sums).mul_(plan.cell_scale)
+        else:
+            torch.mul(sums, plan.cell_scale, out=out)  # integer x float32: computed in float32
 
     @staticmethod
     def _clamp_edges(edges: Array, h1: int, w1: int) -> None:

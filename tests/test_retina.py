@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import glimpse_env.retina as retina_module
 from glimpse_env.retina import Retina
 
 
@@ -52,6 +55,20 @@ coordinate = st.one_of(
     as_float=st.booleans(),
 )
 def test_retina_matches_naive_reference(data, batch, height, width, g, k, s, channels, as_float):
+    # the CPU tensors' blocks of rows too: a block size drawn (None: the real SERIAL_ELEMENTS,
+    # one block at these sizes)
+    block_elements = data.draw(st.sampled_from([None, 1, 40, 200]))
+    with patched_blocks(block_elements):
+        check_against_naive_reference(data, batch, height, width, g, k, s, channels, as_float)
+
+
+def patched_blocks(block_elements: int | None) -> contextlib.AbstractContextManager[object]:
+    if block_elements is None:
+        return contextlib.nullcontext()
+    return mock.patch.object(retina_module, "SERIAL_ELEMENTS", block_elements)
+
+
+def check_against_naive_reference(data, batch, height, width, g, k, s, channels, as_float):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     shape = (batch, height, width) if channels is None else (batch, channels, height, width)
     pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)
