@@ -59,10 +59,14 @@ class ModelConfig:
     """``H``: the core's hidden size."""
     core: str = "rnn"
     """``"rnn"`` (the paper's ``relu(W_i g + W_h h)``) or ``"lstm"``."""
+    dropout: float = 0.0
+    """Dropout on ``g_t`` and on ``h_T`` before the classifier, in training only (0: none)."""
 
     def __post_init__(self) -> None:
         if self.core not in ("rnn", "lstm"):
             raise ValueError(f"core must be 'rnn' or 'lstm', got {self.core!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         sizes = (self.num_classes, self.glimpse_hidden, self.location_hidden, self.glimpse_output)
         if min((*self.glimpse_shape, *sizes, self.hidden_size)) < 1:
             raise ValueError(f"every size of a ModelConfig must be >= 1, got {self}")
@@ -206,18 +210,19 @@ class RecurrentAttentionModel(nn.Module):
         self.locator = LocationNetwork(config.hidden_size)
         self.classifier = ActionNetwork(config.hidden_size, config.num_classes)
         self.baseline = BaselineNetwork(config.hidden_size)
+        self.dropout = nn.Dropout(config.dropout)
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> RecurrentState:
         return self.core.initial_state(batch, device)
 
     def step(self, glimpse: torch.Tensor, location: torch.Tensor, state: RecurrentState) -> StepOutput:
         """One glimpse ``(B, k, g, g)`` taken at ``location`` ``(B, 2)``: the new state, ``mu_t``, ``b_t``."""
-        new_state = self.core(self.glimpse(glimpse, location), state)
+        new_state = self.core(self.dropout(self.glimpse(glimpse, location)), state)
         return StepOutput(new_state, self.locator(new_state.h), self.baseline(new_state.h))
 
     def classify(self, state: RecurrentState) -> torch.Tensor:
         """``(B, C)`` class logits from ``h_T``."""
-        return self.classifier(state.h)
+        return self.classifier(self.dropout(state.h))
 
 
 def sample_locations(

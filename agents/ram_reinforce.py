@@ -116,6 +116,10 @@ class Args:
     """h_l: width of the location pathway of the glimpse network"""
     glimpse_output: int = 256
     """width of the glimpse network's output g_t"""
+    dropout: float = 0.0
+    """dropout on g_t and on the last hidden state before the classifier (regularises a small --train-size)"""
+    weight_decay: float = 0.0
+    """decoupled weight decay (AdamW when > 0 with adam; L2 with sgd)"""
     val_mc_samples: int = 1
     """Monte Carlo samples per image in the validation after every epoch"""
     test_mc_samples: int = 10
@@ -156,6 +160,7 @@ def model_config(args: Args, envs: Any) -> ModelConfig:
         glimpse_output=args.glimpse_output,
         hidden_size=args.hidden_size,
         core=args.core,
+        dropout=args.dropout,
     )
 
 
@@ -216,9 +221,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     model = RecurrentAttentionModel(mconfig).to(device)
     optimizer: torch.optim.Optimizer
     if args.optimizer == "adam":
-        optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, fused=True)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay, fused=True
+        )
     else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=args.learning_rate, momentum=args.momentum)
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=args.learning_rate, momentum=args.momentum, weight_decay=args.weight_decay
+        )
     scheduler: Any
     if args.lr_schedule == "plateau":
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(

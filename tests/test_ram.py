@@ -170,3 +170,14 @@ def test_ram_loss_rejects_mismatched_shapes() -> None:
 def test_model_config_rejects_bad_core() -> None:
     with pytest.raises(ValueError, match="core"):
         ModelConfig((K, G, G), C, core="gru")
+
+
+def test_dropout_acts_in_training_only() -> None:
+    model = RecurrentAttentionModel(ModelConfig((K, G, G), C, dropout=0.5))
+    state = model.step(torch.rand(B, K, G, G), torch.zeros(B, 2), model.initial_state(B)).state
+    model.eval()
+    torch.testing.assert_close(model.classify(state), model.classify(state))
+    model.train()
+    assert not torch.equal(model.classify(state), model.classify(state))
+    with pytest.raises(ValueError, match="dropout"):
+        ModelConfig((K, G, G), C, dropout=1.0)
