@@ -125,9 +125,6 @@ class _Block(NamedTuple):
     """
 
     span: slice | None  # its rows of the batch; None: all of them
-    first: Any  # (B, 2, k) float64: first column and row of every scale
-    first_int: Any  # (B, 2, k) int64: the same as integers
-    edges: Any  # (B, 2, k, g + 1) int64: column and row edges, clamped
     cols: Any  # (B, k, 1, g + 1) view of the column edges
     rows: Any  # (B, k, g + 1, 1) view of the row edges
     flat_index: Any  # (B, k, g + 1, g + 1) int64: flat index of every cell corner in its table
@@ -146,13 +143,18 @@ class _Plan(NamedTuple):
 
     The buffers (and the views of them that the operations read and write) mean a glimpse
     allocates nothing but its output; a new table shape, kind or scale makes a new plan.
-    The batch is worked through in ``blocks`` (one for numpy and device tensors; see
-    :func:`_row_blocks`).
+    The edges of the whole batch are worked out first (by numpy for CPU tensors in blocks,
+    else in the table's kind); the corners, box sums and means then go through ``blocks``
+    (one for numpy arrays, device tensors and small batches; see :func:`_row_blocks`).
     """
 
     key: tuple[object, ...]  # (kind/device, dtype, table shape, scale)
-    geometry: _Geometry
     table_size: tuple[int, int]  # (H + 1, W + 1)
+    geometry: _Geometry  # of the edges' kind
+    first: Any  # (B, 2, k) float64: first column and row of every scale
+    first_int: Any  # (B, 2, k) int64: the same as integers
+    edges: Any  # (B, 2, k, g + 1) int64: column and row edges, clamped (for CPU tensors in
+    # blocks, a numpy view of the tensor the blocks read)
     blocks: tuple[_Block, ...]
     cell_scale: Any  # (1, 1, k, 1, 1) float32: scale / s**(2i), box sum -> cell mean
 
@@ -295,8 +297,6 @@ class Retina:
             return np.empty(shape, dtype=_NUMPY_DTYPES[dtype])
 
         dtype = table.dtype if isinstance(table, torch.Tensor) else _TORCH_DTYPES[table.dtype.type]
-        first = empty((b, 2, k), torch.float64)
-        first_int = empty((b, 2, k), torch.int64)
         edges = empty((b, 2, k, g + 1), torch.int64)
         flat_index = empty((b, k, g + 1, g + 1), torch.int64)
         corners = empty((b, c, k, g + 1, g + 1), dtype)
@@ -314,9 +314,6 @@ class Retina:
             block_diff = row_diff[part]
             return _Block(
                 span=span,
-                first=first[part],
-                first_int=first_int[part],
-                edges=block_edges,
                 cols=block_edges[:, 0, :, None, :],
                 rows=block_edges[:, 1, :, :, None],
                 flat_index=block_index,
@@ -335,12 +332,22 @@ class Retina:
             )
 
         blocks = _row_blocks(b, c * k * (g + 1) ** 2, table)
+        # a CPU tensor's edges, in blocks, are worked out by numpy for the whole batch (in a view
+        # of the tensor the blocks read): a few small operations, one thread
+        edges_by: Array = edges.numpy() if isinstance(edges, torch.Tensor) and blocks is not None else edges
+        if isinstance(edges_by, torch.Tensor):
+            first, first_int = empty((b, 2, k), torch.float64), empty((b, 2, k), torch.int64)
+        else:
+            first, first_int = np.empty((b, 2, k), np.float64), np.empty((b, 2, k), np.int64)
         cells = np.array(self.cell_sizes, dtype=np.float64)
         cell_scale = (integral.scale / (cells * cells)).astype(np.float32).reshape(1, 1, -1, 1, 1)
         found = _Plan(
             key=key,
-            geometry=self._geometry(table, h1 - 1, w1 - 1),
             table_size=(h1, w1),
+            geometry=self._geometry(edges_by, h1 - 1, w1 - 1),
+            first=first,
+            first_int=first_int,
+            edges=edges_by,
             blocks=(block(None),) if blocks is None else tuple(block(span) for span in blocks),
             cell_scale=_like(cell_scale, table),
         )
@@ -427,11 +434,24 @@ class Retina:
             table.cumsum_(3).cumsum_(2)
             return IntegralImage(table, scale)
         table = torch.empty(shape, dtype=dtype, device=images.device) if out is None else out
-        pieces = [(table, images)] if blocks is None else [(table[rows], images[rows]) for rows in blocks]
-        for part, pixels in pieces:
-            part[:, :, 0].zero_()
-            part[:, :, 1:, 0].zero_()
-            part[:, :, 1:, 1:].copy_(pixels)
+        if blocks is None:
+            table[:, :, 0].zero_()
+            table[:, :, 1:, 0].zero_()
+            table[:, :, 1:, 1:].copy_(images)
+            table.cumsum_(3).cumsum_(2)
+            return IntegralImage(table, scale)
+        # CPU tensors: numpy fills the table (one thread), torch sums it in blocks
+        cells = table.numpy()
+        cells[:, :, 0] = 0
+        cells[:, :, 1:, 0] = 0
+        pixels = images.detach()
+        by_numpy = pixels.dtype != torch.bfloat16  # numpy has no bfloat16
+        if by_numpy:
+            cells[:, :, 1:, 1:] = pixels.numpy()
+        for span in blocks:
+            part = table[span]
+            if not by_numpy:
+                part[:, :, 1:, 1:].copy_(pixels[span])
             part.cumsum_(3).cumsum_(2)
         return IntegralImage(table, scale)
 
@@ -450,30 +470,37 @@ class Retina:
         b, c, h1, w1 = table.shape
         g, k = self.patch_size, self.n_scales
         plan = self._plan(integral)
-        if isinstance(locations, torch.Tensor) and locations.requires_grad:  # e.g. a policy's mean
-            locations = locations.detach()
+        if isinstance(locations, torch.Tensor):
+            if locations.requires_grad:  # e.g. a policy's mean
+                locations = locations.detach()
+            if isinstance(plan.edges, np.ndarray):  # CPU tensors in blocks: the edges are numpy's
+                locations = (locations.float() if locations.dtype == torch.bfloat16 else locations).numpy()
+        # first edge of every scale (see first_edges), then all g + 1 edges, clamped to the
+        # table: clamped corners make pixels outside the canvas count as zero
+        first = self._first_edges(locations, plan.geometry, plan.first)  # (B, 2, k)
+        edges, steps = plan.edges, plan.geometry.steps
+        if isinstance(edges, torch.Tensor):
+            assert isinstance(steps, torch.Tensor)
+            plan.first_int.copy_(first)
+            torch.add(plan.first_int[..., None], steps, out=edges)  # (B, 2, k, g+1)
+        else:
+            np.copyto(plan.first_int, first, casting="unsafe")
+            np.add(plan.first_int[..., None], steps, out=edges)
+        self._clamp_edges(edges, h1, w1)
         if isinstance(table, torch.Tensor):
-            assert isinstance(locations, torch.Tensor)
             # scale-major output, (B, k, C, g, g), written through a (B, C, k, g, g) view
             glimpses = torch.empty((b, k, c, g, g), dtype=torch.float32, device=table.device)
-            into = glimpses.transpose(1, 2)
+            into = glimpses.view(b, 1, k, g, g) if c == 1 else glimpses.transpose(1, 2)
             flat_table = table.view(b, c, -1)
             for block in plan.blocks:
                 if block.span is None:
-                    self._glimpse_torch(plan, block, table=flat_table, locations=locations, out=into)
+                    self._glimpse_torch(plan, block, table=flat_table, out=into)
                 else:
                     span = block.span
-                    self._glimpse_torch(
-                        plan, block, table=flat_table[span], locations=locations[span], out=into[span]
-                    )
+                    self._glimpse_torch(plan, block, table=flat_table[span], out=into[span])
             return glimpses.view(b, k * c, g, g)
         # the same steps in numpy, in one block
         (block,) = plan.blocks
-        first = self._first_edges(locations, plan.geometry, block.first)  # (B, 2, k)
-        first_int, edges = block.first_int, block.edges
-        np.copyto(first_int, first, casting="unsafe")
-        np.add(first_int[..., None], plan.geometry.steps, out=edges)
-        self._clamp_edges(edges, h1, w1)
         index = block.flat_index
         np.multiply(block.rows, w1, out=index)
         np.add(index, block.cols, out=index)
@@ -487,22 +514,12 @@ class Retina:
             return out.reshape(b, k, g, g)
         return out.swapaxes(1, 2).reshape(b, k * c, g, g)
 
-    def _glimpse_torch(
-        self, plan: _Plan, block: _Block, *, table: torch.Tensor, locations: torch.Tensor, out: torch.Tensor
-    ) -> None:
-        """Glimpses of one block of rows: ``table`` ``(B, C, (H + 1) (W + 1))`` flattened tables,
-        ``locations`` ``(B, 2)``, into ``out`` ``(B, C, k, g, g)`` float32."""
-        h1, w1 = plan.table_size
-        # first edge of every scale (see first_edges), then all g + 1 edges, clamped to the
-        # table: clamped corners make pixels outside the canvas count as zero
-        first = self._first_edges(locations, plan.geometry, block.first)  # (B, 2, k)
-        first_int = block.first_int.copy_(first)
-        steps = plan.geometry.steps
-        assert isinstance(steps, torch.Tensor)
-        torch.add(first_int[..., None], steps, out=block.edges)  # (B, 2, k, g+1)
-        self._clamp_edges(block.edges, h1, w1)
+    @staticmethod
+    def _glimpse_torch(plan: _Plan, block: _Block, *, table: torch.Tensor, out: torch.Tensor) -> None:
+        """Glimpses of one block of rows from its edges: ``table`` ``(B, C, (H + 1) (W + 1))``
+        flattened tables, into ``out`` ``(B, C, k, g, g)`` float32."""
         # flat index of every corner, row * (W + 1) + column, then one gather
-        torch.add(block.cols, block.rows, alpha=w1, out=block.flat_index)
+        torch.add(block.cols, block.rows, alpha=plan.table_size[1], out=block.flat_index)
         torch.gather(table, 2, block.gather_index, out=block.corners_flat)
         # box sums: the 4-term corner differences, as two differences
         torch.subtract(*block.corner_pairs, out=block.row_diff)

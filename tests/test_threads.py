@@ -61,7 +61,7 @@ def test_vector_env_steps_and_resets_on_the_calling_thread(env_id):
     assert isinstance(envs, GlimpseVectorEnv)
     envs.reset(seed=0)
     rng = np.random.default_rng(0)
-    steps = 2 * (envs.config.n_glimpses + 1)  # two whole-batch autoresets
+    steps = 4 * (envs.config.n_glimpses + 1)  # four whole-batch autoresets
     actions = [
         {"location": rng.uniform(-1, 1, (1024, 2)).astype(np.float32), "label": rng.integers(0, 10, 1024)}
         for _ in range(steps)
@@ -84,8 +84,9 @@ def test_retina_on_a_large_cpu_batch_uses_the_calling_thread():
     as_float = images.float() / 255
     idle_other_threads()
     before = other_threads_cpu_ns()
-    retina.from_integral(retina.integral(images), locations)
-    retina(as_float, locations)
+    for _ in range(3):  # tens of milliseconds: a busy thread's CPU time shows within a scheduler tick
+        retina.from_integral(retina.integral(images), locations)
+        retina(as_float, locations)
     assert other_threads_cpu_ns() - before < IDLE_NS
 
 
