@@ -46,13 +46,14 @@ most of the cost.
 Threads
 -------
 On CPU tensors, every torch operation here covers at most :data:`SERIAL_ELEMENTS`
-elements: a batch is worked through in blocks of rows that small. Torch runs an
-operation that small on the calling thread; a larger one is split across its intra-op
-threads, and when other processes hold the other cores (an RL trainer's machine), every
-split waits for a descheduled thread: milliseconds against microseconds of work (the
-autoreset step of a 256-env vector env took 30 ms instead of 0.3 ms). Blocks keep the
-work on the caller's thread whatever the load, without touching torch's thread settings,
-and give the same bits as one operation over the batch. Numpy arrays (always one thread)
+elements: a batch is worked through in blocks of rows that small (the few whole-batch
+steps, filling a table and working out edges, are numpy's, which uses one thread). Torch
+runs an operation that small on the calling thread; a larger one is split across its
+intra-op threads, and when other processes hold the other cores (an RL trainer's
+machine), every split waits for a descheduled thread: milliseconds against microseconds
+of work (the autoreset step of a 256-env vector env took 30 ms instead of 0.3 ms).
+Blocks keep the work on the caller's thread whatever the load, without touching torch's
+thread settings, and give the same bits as one operation over the batch. Numpy arrays
 and tensors on other devices are worked on in one piece.
 """
 
