@@ -311,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             )
             if not bool(torch.isfinite(losses.total)):
                 raise TrainingDiverged(
-                    f"the loss is {float(losses.total)} at epoch {epoch}, update {update + 1}; "
+                    f"the loss is {float(losses.total.detach())} at epoch {epoch}, update {update + 1}; "
                     f"training stopped. "
                     f"The last good checkpoint is {checkpoints / 'last.pt'} (epoch {epoch - 1}); try a lower "
                     f"--learning-rate or --max-grad-norm"
