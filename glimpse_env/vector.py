@@ -285,7 +285,12 @@ class GlimpseVectorEnv(VectorEnv):
             self._locations = start
         else:
             rows = self._tensor(ids)
-            self._table.index_copy_(0, rows, self.retina.integral(canvases).table)  # type: ignore[arg-type]
+            tables = self.retina.integral(canvases).table
+            assert isinstance(tables, torch.Tensor)
+            if self.device.type == "cpu":  # numpy copies on one thread; torch would split this one
+                self._table.numpy()[ids] = tables.numpy()
+            else:
+                self._table.index_copy_(0, rows, tables)
             self._labels = self._labels.index_copy(0, rows, labels)
             self._locations = self._locations.index_copy(0, rows, start)
         self._integral = IntegralImage(self._table, self._table_scale)

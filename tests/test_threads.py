@@ -77,6 +77,31 @@ def test_vector_env_steps_and_resets_on_the_calling_thread(env_id):
 
 
 @needs_threads
+def test_partial_resets_stay_on_the_calling_thread():
+    """Sub-environments reset out of phase (reset_mask): their tables are copied in on one thread."""
+    envs = GlimpseVectorEnv(
+        1024,
+        variant="cluttered",
+        canvas_size=40,
+        n_clutter=5,
+        clutter_size=5,
+        patch_size=12,
+        n_scales=3,
+        autoreset_mode="DISABLED",
+    )
+    envs.reset(seed=0)
+    half = np.arange(1024) % 2 == 0
+    threads = torch.get_num_threads()
+    idle_other_threads()
+    before = other_threads_cpu_ns()
+    for _ in range(6):
+        envs.reset(options={"reset_mask": half})
+        envs.reset(options={"reset_mask": ~half})
+    assert other_threads_cpu_ns() - before < IDLE_NS
+    assert torch.get_num_threads() == threads
+
+
+@needs_threads
 def test_retina_on_a_large_cpu_batch_uses_the_calling_thread():
     retina = Retina(12, 4, 2)
     images = torch.randint(0, 256, (512, 3, 50, 70), dtype=torch.uint8)
