@@ -77,8 +77,8 @@ class Args:
     """registered environment id; the glimpses, patch size and scales come from it"""
     seed: int = 1
     """seed of the weights, the location draws and the training canvases"""
-    epochs: int = 12
-    """maximum number of epochs (the default is the main job's budget: about 10 minutes on 2 CPU cores)"""
+    epochs: int = 40
+    """maximum number of epochs (the default is the main job's budget: under 10 minutes on 2 CPU cores)"""
     train_size: int | None = None
     """fix the training set to this many canvases (the study: 10000); default: a fresh canvas every episode"""
     episodes_per_epoch: int | None = None

@@ -1,4 +1,4 @@
-"""Where the native vector env's time goes at N = 256, against the 50x budget.
+"""Where the native vector env's time goes at N = 256.
 
     python benchmarks/step_breakdown.py [--repeats 5] [--json out.json]
 
@@ -7,8 +7,7 @@ For GlimpseMNIST-v0, -Cluttered60-v0 and -Cluttered100-v0 with N = 256 sub-envir
 steps):
 
 - ``sync us/env-step``: the cost of one sub-environment step in ``SyncVectorEnv`` over 256
-  single environments (resets included), and the batch-step time that 50x its speed
-  allows (``50x budget``);
+  single environments (resets included);
 - ``native``: the mean batch-step time of ``GlimpseVectorEnv`` over whole episodes, split
   into a mid-episode step, the reset step, and the parts of a reset and of a glimpse
   timed on their own: ``task.sample`` and ``task.canvases`` (episode draws and canvas
@@ -36,7 +35,6 @@ from glimpse_env.vector import GlimpseVectorEnv
 
 ENV_IDS = ("GlimpseMNIST-v0", "GlimpseMNIST-Cluttered60-v0", "GlimpseMNIST-Cluttered100-v0")
 N = 256
-TARGET_RATIO = 50
 EPISODES = 40  # timed episodes per repeat
 
 
@@ -79,7 +77,6 @@ def breakdown(env_id: str, repeats: int) -> dict[str, object]:
     return {
         "env": env_id,
         "sync us/env-step": 1e6 / sync_rate,
-        "50x budget": 1e6 * N / (TARGET_RATIO * sync_rate),
         "native mean step": mean,
         "x Sync": 1e6 * N / mean / sync_rate,
         "mid-episode step": mid,
