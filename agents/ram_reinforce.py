@@ -202,6 +202,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     if args.train_size is not None and args.train_size > TRAIN_SPLIT_SIZE:
         raise ValueError(f"--train-size {args.train_size} exceeds the {TRAIN_SPLIT_SIZE} training images")
+    if args.train_size is not None and (args.episodes_per_epoch or 0) > args.train_size:
+        raise ValueError(
+            f"--episodes-per-epoch {args.episodes_per_epoch} exceeds --train-size {args.train_size}: "
+            f"an epoch shows every canvas of a fixed training set at most once"
+        )
+    if args.batch_size > (args.episodes_per_epoch or args.train_size or TRAIN_SPLIT_SIZE):
+        raise ValueError(f"--batch-size {args.batch_size} is larger than an epoch")
     run_dir = Path(args.resume or args.run_dir or f"runs/ram-{args.env}-seed{args.seed}")
     config = dataclasses.asdict(args)
 

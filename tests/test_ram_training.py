@@ -165,6 +165,9 @@ def test_bad_command_lines(tmp_path: Path) -> None:
         ram_reinforce.main(["--optimizer", "rmsprop"])
     with pytest.raises(Exception, match="GlimpseMNIST-Nope-v0"):
         run(tmp_path, "--env", "GlimpseMNIST-Nope-v0", name="badenv")
+    with pytest.raises(ValueError, match="exceeds --train-size"):
+        run(tmp_path, "--train-size", "100", name="small")
+    assert not (tmp_path / "small").exists()
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no such CUDA device"):
             run(tmp_path, "--device", "cuda", name="cuda")
