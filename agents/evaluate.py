@@ -23,7 +23,8 @@ import torch
 
 from agents.ram import ModelConfig, RecurrentAttentionModel
 from agents.rollout import make_vector_env, play_episodes
-from agents.runs import CheckpointError, load_checkpoint, parse_args, resolve_device, use_data_dir, write_json
+from agents.runs import CheckpointError, load_checkpoint, parse_args, use_data_dir, write_json
+from glimpse_env.vector import check_device
 
 __all__ = ["EvalResult", "evaluate_model", "load_model", "main"]
 
@@ -200,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> EvalResult:
     if not args.checkpoint:
         sys.exit("--checkpoint PATH is required")
     use_data_dir(args.data_dir)
-    device = resolve_device(args.device)
+    device = check_device(args.device, "--device")
     model, config = load_model(args.checkpoint, device=device)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     result = evaluate_model(

@@ -44,12 +44,13 @@ from agents.runs import (
     load_checkpoint,
     open_run,
     parse_args,
-    resolve_device,
     save_checkpoint,
     use_data_dir,
     write_json,
 )
 from agents.visualize import trajectory_grid
+from glimpse_env.data import SPLIT_SIZES
+from glimpse_env.vector import check_device
 
 #: settings that may change when a run is resumed (everything else must match config.json)
 RESUMABLE = frozenset(
@@ -65,8 +66,6 @@ RESUMABLE = frozenset(
         "progress",
     }
 )
-#: the training split of every environment: the first 55,000 training images
-TRAIN_SPLIT_SIZE = 55_000
 
 
 @dataclass
@@ -197,17 +196,16 @@ def resolve_args(args: Args, argv: Sequence[str] | None) -> Args:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = resolve_args(parse_args(Args, argv), argv)
     use_data_dir(args.data_dir)
-    device = resolve_device(args.device)
+    device = check_device(args.device, "--device")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.train_size is not None and args.train_size > TRAIN_SPLIT_SIZE:
-        raise ValueError(f"--train-size {args.train_size} exceeds the {TRAIN_SPLIT_SIZE} training images")
     if args.train_size is not None and (args.episodes_per_epoch or 0) > args.train_size:
         raise ValueError(
             f"--episodes-per-epoch {args.episodes_per_epoch} exceeds --train-size {args.train_size}: "
             f"an epoch shows every canvas of a fixed training set at most once"
         )
-    if args.batch_size > (args.episodes_per_epoch or args.train_size or TRAIN_SPLIT_SIZE):
+    episodes_per_epoch = args.episodes_per_epoch or args.train_size or SPLIT_SIZES["train"]
+    if args.batch_size > episodes_per_epoch:
         raise ValueError(f"--batch-size {args.batch_size} is larger than an epoch")
     run_dir = Path(args.resume or args.run_dir or f"runs/ram-{args.env}-seed{args.seed}")
     config = dataclasses.asdict(args)
@@ -220,7 +218,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     env_kwargs: dict[str, Any] = {} if args.train_size is None else {"train_size": args.train_size}
     envs = make_vector_env(args.env, args.batch_size, device=device, split="train", **env_kwargs)
     envs.reset_tensors(seed=args.seed)
-    episodes_per_epoch = args.episodes_per_epoch or args.train_size or TRAIN_SPLIT_SIZE
     updates_per_epoch = max(1, episodes_per_epoch // args.batch_size)
 
     # ---------------------------------------------------------------- model

@@ -51,7 +51,6 @@ __all__ = [
     "load_checkpoint",
     "open_run",
     "parse_args",
-    "resolve_device",
     "save_checkpoint",
     "use_data_dir",
     "write_json",
@@ -166,7 +165,7 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None, *, description: 
     return cls(**vars(namespace))
 
 
-# ----------------------------------------------------------------------------- data and devices
+# ----------------------------------------------------------------------------- data
 def use_data_dir(path: str | None) -> None:
     """Make ``path`` (if given) the data folder of every environment this process makes.
 
@@ -175,26 +174,6 @@ def use_data_dir(path: str | None) -> None:
     """
     if path is not None:
         os.environ["GLIMPSE_DATA_DIR"] = str(Path(path).expanduser())
-
-
-def resolve_device(name: str) -> torch.device:
-    """``name`` as a torch device that exists here, or a ``ValueError`` saying what does."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        device = None
-    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r}; this machine has {available}")
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = device.index or 0
-        if index >= count:
-            raise ValueError(
-                f"device {name!r} was asked for but this machine has no such CUDA device "
-                f"(available: {available}); use --device cpu"
-            )
-    return device
 
 
 # ----------------------------------------------------------------------------- run folders

@@ -21,7 +21,8 @@ import torch
 
 from agents.ram import RecurrentAttentionModel
 from agents.rollout import make_vector_env, play_episodes
-from agents.runs import CheckpointError, parse_args, resolve_device, use_data_dir
+from agents.runs import CheckpointError, parse_args, use_data_dir
+from glimpse_env.vector import check_device
 
 __all__ = ["main", "trajectory_frames", "trajectory_grid"]
 
@@ -141,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if out.suffix.lower() not in (".png", ".gif"):
         raise ValueError(f"--out must end in .png or .gif, got {args.out!r}")
     use_data_dir(args.data_dir)
-    device = resolve_device(args.device)
+    device = check_device(args.device, "--device")
     model, config = load_model(args.checkpoint, device=device)
     frames, predictions, labels = trajectory_frames(
         model,

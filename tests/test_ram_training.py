@@ -165,11 +165,14 @@ def test_bad_command_lines(tmp_path: Path) -> None:
         ram_reinforce.main(["--optimizer", "rmsprop"])
     with pytest.raises(Exception, match="GlimpseMNIST-Nope-v0"):
         run(tmp_path, "--env", "GlimpseMNIST-Nope-v0", name="badenv")
+    with pytest.raises(ValueError, match=r"train_size must be an integer in \[1, 55000\]"):
+        run(tmp_path, "--train-size", "60000", name="large")
+    assert not (tmp_path / "large").exists()
     with pytest.raises(ValueError, match="exceeds --train-size"):
         run(tmp_path, "--train-size", "100", name="small")
     assert not (tmp_path / "small").exists()
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no such CUDA device"):
+        with pytest.raises(ValueError, match=r"--device='cuda' is not available here.*available: cpu"):
             run(tmp_path, "--device", "cuda", name="cuda")
     assert not (tmp_path / "cuda").exists()
 
