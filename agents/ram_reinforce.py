@@ -40,11 +40,12 @@ from agents.rollout import make_vector_env, play_episodes
 from agents.runs import (
     CheckpointError,
     RunFolderError,
-    explicit_fields,
     load_checkpoint,
     open_run,
     parse_args,
+    resume_args,
     save_checkpoint,
+    stop_reason,
     use_data_dir,
     write_json,
 )
@@ -64,6 +65,7 @@ RESUMABLE = frozenset(
         "resume",
         "overwrite",
         "progress",
+        "time_limit",
     }
 )
 
@@ -133,6 +135,9 @@ class Args:
     """cpu or cuda"""
     data_dir: str | None = None
     """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
+    time_limit: float | None = None
+    """stop after the first epoch that ends past this many minutes of training (the test still runs;
+    a --resume starts the clock again)"""
     threads: int | None = None
     """torch intra-op threads (default: torch's own choice); 1 is fastest on a busy small machine"""
     run_dir: str | None = None
@@ -163,38 +168,8 @@ def model_config(args: Args, envs: Any) -> ModelConfig:
     )
 
 
-def resolve_args(args: Args, argv: Sequence[str] | None) -> Args:
-    """On ``--resume``, the run's saved configuration with the settings that may change."""
-    if args.resume is None:
-        return args
-    import json
-
-    saved_file = Path(args.resume) / "config.json"
-    if not saved_file.is_file():
-        raise RunFolderError(
-            f"cannot resume {args.resume!r}: it is not a run folder (no config.json there). "
-            f"Give the folder of an earlier run, or start a new run without --resume"
-        )
-    saved = json.loads(saved_file.read_text())
-    given = explicit_fields(Args, argv)
-    changed = sorted(
-        name for name in given - RESUMABLE if name in saved and getattr(args, name) != saved[name]
-    )
-    if changed:
-        raise RunFolderError(
-            f"--resume continues {args.resume} with its own settings; these differ from its config.json: "
-            + ", ".join(
-                f"--{name.replace('_', '-')} {getattr(args, name)!r} (saved: {saved[name]!r})"
-                for name in changed
-            )
-        )
-    overrides = {name: getattr(args, name) for name in given & RESUMABLE}
-    known = {f.name for f in dataclasses.fields(Args)}
-    return Args(**{**{k: v for k, v in saved.items() if k in known}, **overrides, "resume": args.resume})
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = resolve_args(parse_args(Args, argv), argv)
+    args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE)
     use_data_dir(args.data_dir)
     device = check_device(args.device, "--device")
     if args.threads is not None:
@@ -288,11 +263,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         }
 
     # ---------------------------------------------------------------- training loop
+    clock = time.monotonic()
     for epoch in range(start_epoch + 1, args.epochs + 1):
-        if best_epoch > 0 and epoch - 1 - best_epoch >= args.patience:
-            print(
-                f"early stop: no better val accuracy in the {args.patience} epochs since epoch {best_epoch}"
-            )
+        reason = stop_reason(
+            epoch=epoch,
+            first_epoch=start_epoch + 1,
+            best_epoch=best_epoch,
+            patience=args.patience,
+            started=clock,
+            time_limit=args.time_limit,
+        )
+        if reason is not None:
+            print(reason)
             break
         sums = torch.zeros(5, dtype=torch.float64, device=device)  # total, ce, baseline, reinforce, reward
         start = time.perf_counter()

@@ -15,7 +15,8 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from agents.ram import RecurrentAttentionModel, sample_locations
-from glimpse_env import ENV_SPECS, GlimpseVectorEnv
+from glimpse_env import GlimpseVectorEnv
+from glimpse_env.registration import check_env_id
 
 __all__ = ["Rollout", "make_vector_env", "play_episodes"]
 
@@ -42,9 +43,7 @@ def make_vector_env(
     env_id: str, num_envs: int, *, device: torch.device | str = "cpu", **env_kwargs: Any
 ) -> GlimpseVectorEnv:
     """The native vector environment of ``env_id`` with autoreset disabled (episodes run in lockstep)."""
-    if env_id not in gym.registry:
-        known = sorted(spec.env_id for spec in ENV_SPECS)
-        raise ValueError(f"unknown environment id {env_id!r}; the glimpse environments are {known}")
+    check_env_id(env_id)
     envs = gym.make_vec(
         env_id,
         num_envs=num_envs,

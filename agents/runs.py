@@ -34,6 +34,7 @@ import os
 import shutil
 import tempfile
 import textwrap
+import time
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -51,7 +52,9 @@ __all__ = [
     "load_checkpoint",
     "open_run",
     "parse_args",
+    "resume_args",
     "save_checkpoint",
+    "stop_reason",
     "use_data_dir",
     "write_json",
 ]
@@ -163,6 +166,67 @@ def parse_args(cls: type[T], argv: Sequence[str] | None = None, *, description: 
     parser = _parser(cls, description=description, suppress_defaults=False)
     namespace = parser.parse_args(argv)
     return cls(**vars(namespace))
+
+
+def resume_args(args: T, argv: Sequence[str] | None, *, resumable: frozenset[str]) -> T:
+    """On ``--resume DIR``, the run's saved configuration with the settings that may change.
+
+    ``args`` is a parsed dataclass with a ``resume`` field. Without ``--resume`` it is
+    returned as it is. With it, the run's ``config.json`` is the configuration; flags given
+    in ``argv`` may change only the fields named in ``resumable`` (e.g. ``epochs``,
+    ``device``), and any other flag that differs from the saved value is a
+    :class:`RunFolderError` naming it.
+    """
+    cls = type(args)
+    resume = getattr(args, "resume", None)
+    if resume is None:
+        return args
+    saved_file = Path(resume) / "config.json"
+    if not saved_file.is_file():
+        raise RunFolderError(
+            f"cannot resume {resume!r}: it is not a run folder (no config.json there). "
+            f"Give the folder of an earlier run, or start a new run without --resume"
+        )
+    saved = json.loads(saved_file.read_text())
+    given = explicit_fields(cls, argv)
+    changed = sorted(
+        name for name in given - resumable if name in saved and getattr(args, name) != saved[name]
+    )
+    if changed:
+        raise RunFolderError(
+            f"--resume continues {resume} with its own settings; these differ from its config.json: "
+            + ", ".join(
+                f"--{name.replace('_', '-')} {getattr(args, name)!r} (saved: {saved[name]!r})"
+                for name in changed
+            )
+        )
+    overrides = {name: getattr(args, name) for name in given & resumable}
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{**{k: v for k, v in saved.items() if k in known}, **overrides, "resume": resume})
+
+
+# ----------------------------------------------------------------------------- training loops
+def stop_reason(
+    *,
+    epoch: int,
+    first_epoch: int,
+    best_epoch: int,
+    patience: int,
+    started: float,
+    time_limit: float | None,
+) -> str | None:
+    """Why a training loop stops before ``epoch`` (``None``: it goes on).
+
+    Early stopping: ``patience`` epochs have passed since the best validation (``best_epoch``,
+    ``-1`` before any). Time limit: more than ``time_limit`` minutes have passed since
+    ``started`` (a ``time.monotonic()`` reading), and this process has trained at least one
+    epoch (``epoch > first_epoch``, the first epoch it ran).
+    """
+    if best_epoch > 0 and epoch - 1 - best_epoch >= patience:
+        return f"early stop: no better val accuracy in the {patience} epochs since epoch {best_epoch}"
+    if time_limit is not None and epoch > first_epoch and time.monotonic() - started > 60 * time_limit:
+        return f"time limit: {time_limit} minutes of training spent after epoch {epoch - 1}"
+    return None
 
 
 # ----------------------------------------------------------------------------- data

@@ -24,7 +24,7 @@ from agents.rollout import make_vector_env, play_episodes
 from agents.runs import CheckpointError, parse_args, use_data_dir
 from glimpse_env.vector import check_device
 
-__all__ = ["main", "trajectory_frames", "trajectory_grid"]
+__all__ = ["caption", "main", "trajectory_frames", "trajectory_grid"]
 
 #: pixels between pictures in a grid
 GAP = 4
@@ -68,7 +68,8 @@ def trajectory_frames(
     return np.stack(rows), predictions, rollout.labels.cpu().numpy()
 
 
-def _caption(strip: np.ndarray, text: str, colour: tuple[int, int, int]) -> np.ndarray:
+def caption(strip: np.ndarray, text: str, colour: tuple[int, int, int]) -> np.ndarray:
+    """``strip`` (an ``(h, w, 3)`` uint8 picture) with ``text`` written on it in ``colour``."""
     from PIL import Image, ImageDraw
 
     image = Image.fromarray(strip)
@@ -91,7 +92,7 @@ def grid(frames: np.ndarray, predictions: np.ndarray, labels: np.ndarray) -> np.
         strip = out[height - CAPTION :, left : left + w]
         right = int(predictions[j]) == int(labels[j])
         colour = (0, 120, 0) if right else (200, 0, 0)
-        out[height - CAPTION :, left : left + w] = _caption(
+        out[height - CAPTION :, left : left + w] = caption(
             strip.copy(), f"played {predictions[j]} true {labels[j]}", colour
         )
     return out

@@ -103,6 +103,14 @@ ENV_SPECS: tuple[EnvSpec, ...] = (
 )
 
 
+def check_env_id(env_id: str) -> str:
+    """``env_id`` if it is one of the glimpse environments' ids, else a ``ValueError`` naming them."""
+    known = [spec.env_id for spec in ENV_SPECS]
+    if env_id not in known:
+        raise ValueError(f"unknown environment id {env_id!r}; the glimpse environments are {known}")
+    return env_id
+
+
 def register_envs() -> None:
     """Register every id of :data:`ENV_SPECS` with Gymnasium (idempotent)."""
     for spec in ENV_SPECS:

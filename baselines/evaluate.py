@@ -1,0 +1,178 @@
+"""Evaluate a baseline checkpoint on the fixed canvases of its environment.
+
+    python -m baselines.evaluate --checkpoint RUN/checkpoints/best.pt --json out.json
+
+Every canvas of the split (the environment's own ``val`` or ``test`` canvases, through
+:class:`glimpse_env.CanvasSource`) is classified; prints a table and, with ``--json``,
+writes ``accuracy``, ``ci95`` (Wilson, 95%), ``n``, ``env_id``, ``params``, ``per_class``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+import torch
+
+from agents.evaluate import wilson_interval
+from agents.runs import CheckpointError, load_checkpoint, parse_args, use_data_dir, write_json
+from baselines.models import (
+    BaselineConfig,
+    SelfAttentionCNN,
+    SimpleCNN,
+    as_inputs,
+    count_parameters,
+    model_from_config,
+)
+from glimpse_env import CanvasBatch, CanvasSource
+from glimpse_env.vector import check_device
+
+__all__ = ["ClassifierResult", "evaluate_classifier", "load_baseline", "load_images", "main"]
+
+
+class ClassifierResult(NamedTuple):
+    """Accuracy of a full-image classifier on a split."""
+
+    env_id: str
+    split: str
+    n: int
+    """Canvases evaluated."""
+    accuracy: float
+    ci95: tuple[float, float]
+    """Wilson score interval of the accuracy, 95%."""
+    per_class: list[float]
+    """Accuracy on the canvases of each class."""
+    params: int
+    """Trainable parameters of the model."""
+    images_per_second: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return self._asdict()
+
+
+def load_images(source: CanvasSource, batch_size: int = 1000) -> CanvasBatch:
+    """Every canvas of ``source``'s fixed set, in index order, as one batch on its device."""
+    parts = list(source.batches(batch_size))
+    return CanvasBatch(torch.cat([p.canvases for p in parts]), torch.cat([p.labels for p in parts]))
+
+
+@torch.no_grad()
+def evaluate_classifier(
+    model: SimpleCNN | SelfAttentionCNN,
+    images: CanvasBatch,
+    *,
+    batch_size: int = 1000,
+    env_id: str,
+    split: str,
+) -> ClassifierResult:
+    """Classify every canvas of ``images`` (on the model's device) and score it."""
+    num_classes = model.config.num_classes
+    device = images.canvases.device
+    correct_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    for first in range(0, images.labels.shape[0], batch_size):
+        labels = images.labels[first : first + batch_size]
+        hit = model(as_inputs(images.canvases[first : first + batch_size])).argmax(1) == labels
+        correct_per_class += torch.bincount(labels[hit], minlength=num_classes)
+    elapsed = time.perf_counter() - start
+    model.train(was_training)
+    seen_per_class = torch.bincount(images.labels, minlength=num_classes)
+    n = int(images.labels.shape[0])
+    correct = int(correct_per_class.sum())
+    return ClassifierResult(
+        env_id=env_id,
+        split=split,
+        n=n,
+        accuracy=correct / n,
+        ci95=wilson_interval(correct, n),
+        per_class=(correct_per_class.double() / seen_per_class.clamp(min=1).double()).tolist(),
+        params=count_parameters(model),
+        images_per_second=n / max(elapsed, 1e-9),
+    )
+
+
+def load_baseline(
+    path: str, *, device: torch.device | str = "cpu"
+) -> tuple[SimpleCNN | SelfAttentionCNN, dict[str, Any]]:
+    """The baseline of a training checkpoint, on ``device``, and the run's configuration."""
+    state = load_checkpoint(path, map_location=device)
+    if "model" not in state or "model_config" not in state or "canvas_shape" not in state["model_config"]:
+        raise CheckpointError(
+            f"{path!r} is not a baseline checkpoint (no baseline model in it); baselines.evaluate reads "
+            f"checkpoints of python -m baselines.train (agents.evaluate reads the RAM's)"
+        )
+    saved = state["model_config"]
+    model = model_from_config(BaselineConfig(**{**saved, "canvas_shape": tuple(saved["canvas_shape"])}))
+    model.load_state_dict(state["model"])
+    return model.to(device), state["config"]
+
+
+def format_table(result: ClassifierResult) -> str:
+    """The evaluation as a small text table."""
+    low, high = result.ci95
+    return "\n".join(
+        [
+            f"env {result.env_id}, split {result.split}, {result.n} canvases, {result.params:,} parameters",
+            f"accuracy {result.accuracy:.4f} (95% CI {low:.4f}-{high:.4f}), "
+            f"error {100 * (1 - result.accuracy):.2f}%",
+            "per class: " + " ".join(f"{i}:{a:.3f}" for i, a in enumerate(result.per_class)),
+            f"{result.images_per_second:,.0f} images/s",
+        ]
+    )
+
+
+@dataclass
+class EvalArgs:
+    """Evaluate a baseline checkpoint on a split of its environment's canvases."""
+
+    checkpoint: str = ""
+    """path of a checkpoint written by python -m baselines.train (e.g. RUN/checkpoints/best.pt)"""
+    split: str = field(default="test", metadata={"choices": ("val", "test")})
+    """the split to classify (every canvas of it)"""
+    batch_size: int = 1000
+    """images per batch"""
+    device: str = "cpu"
+    """cpu or cuda"""
+    data_dir: str | None = None
+    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
+    json: str | None = None
+    """also write the result as JSON to this file"""
+
+
+def main(argv: Sequence[str] | None = None) -> ClassifierResult:
+    args = parse_args(EvalArgs, argv)
+    if not args.checkpoint:
+        sys.exit("--checkpoint PATH is required")
+    use_data_dir(args.data_dir)
+    device = check_device(args.device, "--device")
+    model, config = load_baseline(args.checkpoint, device=device)
+    images = load_images(
+        CanvasSource.from_id(config["env"], split=args.split, device=device), args.batch_size
+    )
+    result = evaluate_classifier(
+        model, images, batch_size=args.batch_size, env_id=config["env"], split=args.split
+    )
+    print(format_table(result))
+    if args.json:
+        write_json(
+            args.json,
+            {
+                **result.as_dict(),
+                "model": config["model"],
+                "checkpoint": args.checkpoint,
+                "args": asdict(args),
+            },
+        )
+    return result
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (CheckpointError, ValueError) as error:
+        sys.exit(f"error: {error}")

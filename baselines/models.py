@@ -1,0 +1,260 @@
+r"""The study's full-image classifiers: a simple CNN, and the same CNN with self-attention.
+
+Both see the whole canvas that a glimpse environment shows (``(B, 1, H, W)`` float in
+``[0, 1]``) and return class logits ``(B, C)``. Shapes below use ``B`` for the batch,
+``C`` for the classes, ``F = 64`` for the encoder's channels and ``h x w`` for its output.
+
+- :class:`ConvEncoder`       two convolutions of kernel 2 (32, then 64 filters), each
+  followed by 2x2 max-pooling and a ReLU: ``(B, 1, H, W) -> (B, F, h, w)`` with
+  ``h = ((H - 1) // 2 - 1) // 2`` (and ``w`` alike).
+- :class:`SimpleCNN`         ``logits = W_2 relu(W_1 flatten(enc(x)))``: two fully connected
+  layers on the flattened feature map.
+- :class:`SelfAttentionCNN`  the feature map is cut into ``n = ceil(h/b) * ceil(w/b)`` blocks
+  of ``b x b`` cells (``b = block_size``), each flattened to ``F b^2`` and projected to ``d``;
+  plus a learned position embedding, the blocks attend to each other
+  (``z = LayerNorm(e + MHA(e, e, e))``, ``heads`` heads, scaled dot-product attention);
+  a softmax over the blocks weights their sum, ``s = \sum_i a_i z_i`` with
+  ``a = softmax(w^T z)``, and ``logits = W_4 relu(W_3 s)``.
+
+The study gives one parameter count per model (1.83M and 0.47M) but not every width: the
+defaults here are chosen so that on the 40x40 cluttered canvas the counts are 1.83M
+(:data:`CNN_HIDDEN`) and 0.46M (``d = 256``, 8 heads, 3x3 blocks, a 128-wide head), within
+5% of the study's; :func:`parameter_counts` prints them per input size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "MODEL_NAMES",
+    "AttentionMaps",
+    "BaselineConfig",
+    "ConvEncoder",
+    "SelfAttentionCNN",
+    "SimpleCNN",
+    "as_inputs",
+    "build_model",
+    "count_parameters",
+    "parameter_counts",
+]
+
+#: the models :func:`build_model` knows
+MODEL_NAMES = ("cnn", "self_attention")
+#: width of SimpleCNN's first fully connected layer (1.83M parameters on 40x40 canvases)
+CNN_HIDDEN = 350
+#: channels of the two convolutions (the study's)
+ENCODER_CHANNELS = (32, 64)
+#: kernel of the convolutions and of the max-pooling (the study's)
+KERNEL = 2
+POOL = 2
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """The architecture of a baseline (everything a checkpoint must match to be loaded)."""
+
+    name: str
+    """``"cnn"`` or ``"self_attention"``."""
+    canvas_shape: tuple[int, int]
+    """``(H, W)`` of the canvases."""
+    num_classes: int
+    """``C``."""
+    hidden: int = CNN_HIDDEN
+    """cnn: width of the first fully connected layer."""
+    d_model: int = 256
+    """self_attention: width ``d`` of a block after projection."""
+    heads: int = 8
+    """self_attention: attention heads (``d`` must be a multiple)."""
+    block_size: int = 3
+    """self_attention: ``b``, a block is ``b x b`` cells of the feature map."""
+    head_hidden: int = 128
+    """self_attention: width of the classifier's hidden layer."""
+    dropout: float = 0.0
+    """Dropout before the last layer (and on the attention weights), in training only."""
+
+    def __post_init__(self) -> None:
+        if self.name not in MODEL_NAMES:
+            raise ValueError(f"unknown model {self.name!r}; the baselines are {list(MODEL_NAMES)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        sizes = (*self.canvas_shape, self.num_classes, self.hidden, self.d_model, self.heads)
+        if min((*sizes, self.block_size, self.head_hidden)) < 1:
+            raise ValueError(f"every size of a BaselineConfig must be >= 1, got {self}")
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
+        if min(ConvEncoder.output_shape(self.canvas_shape)) < 1:
+            raise ValueError(
+                f"canvas_shape {self.canvas_shape} is too small for the encoder (two convolutions of kernel "
+                f"{KERNEL}, each pooled by {POOL}): at least 7x7 is needed"
+            )
+
+
+class ConvEncoder(nn.Module):
+    """The study's convolutional encoder: ``(B, 1, H, W) -> (B, F, h, w)``.
+
+    ``relu(maxpool(conv_2(relu(maxpool(conv_1(x))))))``, convolutions of kernel 2 without
+    padding (32 then 64 filters), max-pooling 2x2.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        first, second = ENCODER_CHANNELS
+        self.layers = nn.Sequential(
+            nn.Conv2d(1, first, KERNEL),
+            nn.MaxPool2d(POOL),
+            nn.ReLU(),
+            nn.Conv2d(first, second, KERNEL),
+            nn.MaxPool2d(POOL),
+            nn.ReLU(),
+        )
+        self.channels = second
+
+    @staticmethod
+    def output_shape(canvas_shape: tuple[int, int]) -> tuple[int, int]:
+        """``(h, w)`` of the feature map of an ``(H, W)`` canvas."""
+        return tuple(((side - KERNEL + 1) // POOL - KERNEL + 1) // POOL for side in canvas_shape)  # type: ignore[return-value]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``images (B, 1, H, W)`` -> features ``(B, F, h, w)``."""
+        return self.layers(images)
+
+
+class SimpleCNN(nn.Module):
+    """The study's simple CNN baseline: ``logits = W_2 relu(W_1 flatten(enc(x)))``.
+
+    ``x (B, 1, H, W) -> enc(x) (B, F, h, w) -> (B, F h w) -> (B, hidden) -> logits (B, C)``.
+    """
+
+    def __init__(self, config: BaselineConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = ConvEncoder()
+        h, w = ConvEncoder.output_shape(config.canvas_shape)
+        self.fc1 = nn.Linear(self.encoder.channels * h * w, config.hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc2 = nn.Linear(config.hidden, config.num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``images (B, 1, H, W)`` -> ``logits (B, C)``."""
+        features = self.encoder(images).flatten(1)
+        return self.fc2(self.dropout(F.relu(self.fc1(features))))
+
+
+class AttentionMaps(NamedTuple):
+    """What :meth:`SelfAttentionCNN.explain` returns."""
+
+    logits: torch.Tensor
+    """``(B, C)``."""
+    pooling: torch.Tensor
+    """``(B, n)``: the softmax weights ``a`` of the blocks in the weighted sum (they sum to 1)."""
+    attention: torch.Tensor
+    """``(B, n, n)``: self-attention weights, averaged over the heads (row ``i``: block ``i``'s
+    query over all blocks; rows sum to 1)."""
+    grid: tuple[int, int]
+    """``(rows, columns)`` of blocks: block ``i`` is at row ``i // columns``, column ``i % columns``."""
+
+
+class SelfAttentionCNN(nn.Module):
+    """The CNN encoder with multi-head self-attention over blocks of its feature map.
+
+    ``x (B, 1, H, W) -> enc(x) (B, F, h, w)``, padded with zeros to a multiple of ``b``,
+    cut into ``n`` blocks ``(B, n, F b^2)``, projected ``e = W_p blocks + P`` ``(B, n, d)``
+    (``P`` a learned position embedding), ``z = LayerNorm(e + MHA(e, e, e))`` ``(B, n, d)``,
+    ``a = softmax_i(w^T z_i)`` ``(B, n)``, ``s = sum_i a_i z_i`` ``(B, d)``,
+    ``logits = W_4 relu(W_3 s)`` ``(B, C)``.
+    """
+
+    def __init__(self, config: BaselineConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = ConvEncoder()
+        h, w = ConvEncoder.output_shape(config.canvas_shape)
+        b = config.block_size
+        self.grid = (math.ceil(h / b), math.ceil(w / b))
+        self.padding = (0, self.grid[1] * b - w, 0, self.grid[0] * b - h)  # F.pad: left, right, top, bottom
+        n_blocks = self.grid[0] * self.grid[1]
+        self.project = nn.Linear(self.encoder.channels * b * b, config.d_model)
+        self.position = nn.Parameter(torch.zeros(1, n_blocks, config.d_model))
+        nn.init.normal_(self.position, std=0.02)
+        self.attention = nn.MultiheadAttention(
+            config.d_model, config.heads, dropout=config.dropout, batch_first=True
+        )
+        self.norm = nn.LayerNorm(config.d_model)
+        self.score = nn.Linear(config.d_model, 1)
+        self.fc1 = nn.Linear(config.d_model, config.head_hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        self.fc2 = nn.Linear(config.head_hidden, config.num_classes)
+
+    def blocks(self, images: torch.Tensor) -> torch.Tensor:
+        """``images (B, 1, H, W)`` -> the encoder's blocks ``(B, n, F b^2)``, row by row."""
+        b = self.config.block_size
+        features = F.pad(self.encoder(images), self.padding)  # (B, F, rows*b, cols*b)
+        # (B, F b^2, n): each column one block (channels, then cells row-major), blocks row-major
+        return F.unfold(features, kernel_size=b, stride=b).transpose(1, 2)
+
+    def _attend(self, images: torch.Tensor, *, need_weights: bool) -> tuple[torch.Tensor, ...]:
+        tokens = self.project(self.blocks(images)) + self.position
+        mixed, weights = self.attention(tokens, tokens, tokens, need_weights=need_weights)
+        z = self.norm(tokens + mixed)
+        pooling = torch.softmax(self.score(z).squeeze(-1), dim=1)  # (B, n)
+        pooled = torch.einsum("bn,bnd->bd", pooling, z)
+        logits = self.fc2(self.dropout(F.relu(self.fc1(pooled))))
+        return logits, pooling, weights
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``images (B, 1, H, W)`` -> ``logits (B, C)``."""
+        return self._attend(images, need_weights=False)[0]
+
+    def explain(self, images: torch.Tensor) -> AttentionMaps:
+        """The logits with the pooling and self-attention weights over the blocks."""
+        logits, pooling, weights = self._attend(images, need_weights=True)
+        return AttentionMaps(logits=logits, pooling=pooling, attention=weights, grid=self.grid)
+
+
+def as_inputs(canvases: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W)`` uint8 canvases -> ``(B, 1, H, W)`` float32 in ``[0, 1]`` (as the retina reads them)."""
+    return canvases.unsqueeze(1).float().div_(255.0)
+
+
+def build_model(
+    name: str, canvas_shape: tuple[int, int], num_classes: int, *, dropout: float = 0.0
+) -> SimpleCNN | SelfAttentionCNN:
+    """A baseline by name (``"cnn"`` or ``"self_attention"``) with the default widths."""
+    return model_from_config(
+        BaselineConfig(name=name, canvas_shape=tuple(canvas_shape), num_classes=num_classes, dropout=dropout)  # type: ignore[arg-type]
+    )
+
+
+def model_from_config(config: BaselineConfig) -> SimpleCNN | SelfAttentionCNN:
+    """The baseline that ``config`` describes."""
+    return SimpleCNN(config) if config.name == "cnn" else SelfAttentionCNN(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def parameter_counts(canvas_shapes: tuple[tuple[int, int], ...] = ((28, 28), (40, 40), (60, 60))) -> str:
+    """A table of both models' parameter counts per canvas size (10 classes)."""
+    lines = ["| canvas | cnn | of it, first fully connected | self_attention |", "| --- | --- | --- | --- |"]
+    for shape in canvas_shapes:
+        cnn = build_model("cnn", shape, 10)
+        assert isinstance(cnn, SimpleCNN)
+        attention = build_model("self_attention", shape, 10)
+        lines.append(
+            f"| {shape[0]}x{shape[1]} | {count_parameters(cnn):,} | {count_parameters(cnn.fc1):,} "
+            f"| {count_parameters(attention):,} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(parameter_counts())

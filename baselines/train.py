@@ -1,0 +1,346 @@
+"""Train the study's full-image baselines on exactly the canvases a glimpse environment shows.
+
+    python -m baselines.train --model cnn --env GlimpseMNIST-Cluttered-v0
+    python -m baselines.train --model self_attention --env GlimpseMNIST-Cluttered-v0 --train-size 10000
+    python -m baselines.train --resume runs/cnn-GlimpseMNIST-Fashion-v0-seed1 --epochs 60
+
+The images come from the environment's canvas API (:class:`glimpse_env.CanvasSource`) for
+``--env``: fresh training canvases drawn on the device batch by batch (the default), or
+the fixed training set of ``--train-size N`` (the study's 10,000 cluttered images),
+shuffled every epoch; ``val`` and ``test`` are the environment's own fixed canvases. The
+study's recipe is the default: Adam at 1e-3, the learning rate halved after an epoch
+without a better validation accuracy, early stopping after 2 such epochs. Model selection
+is on ``val``; ``test`` is scored once, at the end, with the best checkpoint.
+
+The run folder (``--run-dir``) gets ``config.json``, TensorBoard scalars (``charts/``,
+``losses/``) and sample pictures, ``checkpoints/last.pt`` and ``checkpoints/best.pt`` and
+``results/test.json``; see :mod:`agents.runs` (the module the RAM agent uses too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from agents.runs import (
+    CheckpointError,
+    RunFolderError,
+    load_checkpoint,
+    open_run,
+    parse_args,
+    resume_args,
+    save_checkpoint,
+    stop_reason,
+    use_data_dir,
+    write_json,
+)
+from baselines.evaluate import ClassifierResult, evaluate_classifier, format_table, load_images
+from baselines.models import MODEL_NAMES, BaselineConfig, as_inputs, count_parameters, model_from_config
+from baselines.visualize import sample_picture
+from glimpse_env import CanvasSource
+from glimpse_env.data import SPLIT_SIZES
+from glimpse_env.registration import check_env_id
+from glimpse_env.vector import check_device
+
+#: settings that may change when a run is resumed (everything else must match config.json)
+RESUMABLE = frozenset(
+    {
+        "epochs",
+        "device",
+        "data_dir",
+        "threads",
+        "eval_batch_size",
+        "image_every",
+        "resume",
+        "overwrite",
+        "progress",
+        "time_limit",
+    }
+)
+
+
+@dataclass
+class Args:
+    """Train a full-image baseline (the study's CNN or CNN + self-attention) on an environment's canvases."""
+
+    model: str = field(default="cnn", metadata={"choices": MODEL_NAMES})
+    """cnn (the study's simple CNN) or self_attention (the same encoder with self-attention over blocks)"""
+    env: str = "GlimpseMNIST-Cluttered-v0"
+    """registered environment id: its canvases (fresh training canvases, fixed val and test sets) are used"""
+    seed: int = 1
+    """seed of the weights, the training canvases and their order"""
+    epochs: int = 100
+    """maximum number of epochs (early stopping usually ends the run first)"""
+    train_size: int | None = None
+    """fix the training set to this many canvases (the study: 10000); default: fresh canvases every batch"""
+    images_per_epoch: int | None = None
+    """training images per epoch (default: 55,000, or the fixed training set once)"""
+    batch_size: int = 128
+    """images per update"""
+    learning_rate: float = 1e-3
+    """initial learning rate of Adam (the study: 1e-3)"""
+    lr_factor: float = 0.5
+    """multiply the learning rate by this after --lr-patience + 1 epochs without a better val accuracy"""
+    lr_patience: int = 0
+    """epochs without improvement tolerated before the learning rate is reduced (0: reduce at the first)"""
+    patience: int = 2
+    """early stopping: epochs without a better val accuracy before training stops (the study: 2)"""
+    weight_decay: float = 0.0
+    """decoupled weight decay (AdamW when > 0)"""
+    dropout: float = 0.0
+    """dropout before the last layer (and on the attention weights)"""
+    eval_batch_size: int = 1000
+    """images per batch in validation and test"""
+    image_every: int = 5
+    """write sample pictures (with the attention weights of self_attention) to TensorBoard every N epochs
+    (0: never)"""
+    device: str = "cpu"
+    """cpu or cuda"""
+    data_dir: str | None = None
+    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
+    time_limit: float | None = None
+    """stop after the first epoch that ends past this many minutes of training (the test still runs;
+    a --resume starts the clock again)"""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's own choice)"""
+    run_dir: str | None = None
+    """run folder (default: runs/<model>-<env>-seed<seed>)"""
+    resume: str | None = None
+    """continue the run in this folder from its last checkpoint (--epochs may be raised)"""
+    overwrite: bool = False
+    """delete an existing --run-dir first"""
+    progress: bool = True
+    """show a progress bar"""
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE)
+    check_env_id(args.env)
+    use_data_dir(args.data_dir)
+    device = check_device(args.device, "--device")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.train_size is not None and (args.images_per_epoch or 0) > args.train_size:
+        raise ValueError(
+            f"--images-per-epoch {args.images_per_epoch} exceeds --train-size {args.train_size}: "
+            f"an epoch shows every canvas of a fixed training set at most once"
+        )
+    images_per_epoch = args.images_per_epoch or args.train_size or SPLIT_SIZES["train"]
+    if args.batch_size > images_per_epoch:
+        raise ValueError(
+            f"--batch-size {args.batch_size} is larger than an epoch ({images_per_epoch} images)"
+        )
+    run_dir = Path(args.resume or args.run_dir or f"runs/{args.model}-{args.env}-seed{args.seed}")
+    config = dataclasses.asdict(args)
+
+    # ---------------------------------------------------------------- seeding
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)  # the weights and dropout
+    canvas_rng = np.random.default_rng(args.seed)  # the fresh training canvases
+
+    # ---------------------------------------------------------------- canvases (the environment's)
+    overrides: dict[str, Any] = {} if args.train_size is None else {"train_size": args.train_size}
+    train_source = CanvasSource.from_id(args.env, split="train", device=device, **overrides)
+    fixed_train = None if args.train_size is None else load_images(train_source, args.eval_batch_size)
+    val = load_images(CanvasSource.from_id(args.env, split="val", device=device), args.eval_batch_size)
+    updates_per_epoch = max(1, images_per_epoch // args.batch_size)
+
+    # ---------------------------------------------------------------- model
+    mconfig = BaselineConfig(
+        name=args.model,
+        canvas_shape=train_source.shape,
+        num_classes=train_source.num_classes,
+        dropout=args.dropout,
+    )
+    model = model_from_config(mconfig).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=args.lr_factor, patience=args.lr_patience
+    )
+    n_params = count_parameters(model)
+
+    # ---------------------------------------------------------------- run folder
+    open_run(run_dir, config, resume=args.resume is not None, overwrite=args.overwrite)
+    checkpoints = run_dir / "checkpoints"
+    start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
+    if args.resume is not None:
+        state = load_checkpoint(checkpoints / "last.pt", map_location=device)
+        saved = BaselineConfig(
+            **{**state["model_config"], "canvas_shape": tuple(state["model_config"]["canvas_shape"])}
+        )
+        if state["config"]["env"] != args.env or saved != mconfig:
+            raise CheckpointError(f"{checkpoints / 'last.pt'} was made with another environment or model")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
+        canvas_rng.bit_generator.state = state["canvas_rng"]
+        start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
+        history = state["history"]
+        print(f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch})")
+    writer = SummaryWriter(str(run_dir), purge_step=start_epoch * updates_per_epoch)
+    print(
+        f"{args.model} on {args.env} canvases {mconfig.canvas_shape}: {n_params:,} parameters, "
+        f"{updates_per_epoch} updates of {args.batch_size} images per epoch"
+    )
+
+    def checkpoint_state(epoch: int) -> dict[str, Any]:
+        return {
+            "model": model.state_dict(),
+            "model_config": dataclasses.asdict(mconfig),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "canvas_rng": canvas_rng.bit_generator.state,
+            "epoch": epoch,
+            "best_val": best_val,
+            "best_epoch": best_epoch,
+            "history": history,
+            "n_params": n_params,
+        }
+
+    def training_batch(update: int, order: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if fixed_train is None:
+            return train_source.fresh(args.batch_size, canvas_rng)
+        assert order is not None
+        picked = torch.as_tensor(
+            order[update * args.batch_size : (update + 1) * args.batch_size], device=device
+        )
+        return fixed_train.canvases[picked], fixed_train.labels[picked]
+
+    # ---------------------------------------------------------------- training loop
+    clock = time.monotonic()
+    for epoch in range(start_epoch + 1, args.epochs + 1):
+        reason = stop_reason(
+            epoch=epoch,
+            first_epoch=start_epoch + 1,
+            best_epoch=best_epoch,
+            patience=args.patience,
+            started=clock,
+            time_limit=args.time_limit,
+        )
+        if reason is not None:
+            print(reason)
+            break
+        model.train()
+        sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss, correct
+        canvas_seconds = 0.0
+        start = time.perf_counter()
+        order = None
+        if args.train_size is not None:  # a fixed training set: every canvas once per epoch
+            order = np.random.default_rng([args.seed, epoch]).permutation(args.train_size)
+        bar = tqdm(range(updates_per_epoch), desc=f"epoch {epoch}", disable=not args.progress, leave=False)
+        for update in bar:
+            batch_start = time.perf_counter()
+            canvases, labels = training_batch(update, order)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            canvas_seconds += time.perf_counter() - batch_start
+            logits = model(as_inputs(canvases))
+            loss = F.cross_entropy(logits, labels)
+            if not bool(torch.isfinite(loss)):
+                raise RuntimeError(
+                    f"the loss is {float(loss.detach())} at epoch {epoch}, update {update + 1}; "
+                    f"training stopped. The last good checkpoint is {checkpoints / 'last.pt'} "
+                    f"(epoch {epoch - 1}); try a lower --learning-rate"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            sums += torch.stack([loss.detach(), (logits.detach().argmax(1) == labels).sum()]).double()
+        bar.close()
+        seconds = time.perf_counter() - start
+        train_loss, train_correct = sums.tolist()
+        result = evaluate_classifier(
+            model, val, batch_size=args.eval_batch_size, env_id=args.env, split="val"
+        )
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step(result.accuracy)
+        improved = result.accuracy > best_val
+        if improved:
+            best_val, best_epoch = result.accuracy, epoch
+        step = epoch * updates_per_epoch
+        images_per_second = updates_per_epoch * args.batch_size / seconds
+        writer.add_scalar("losses/cross_entropy", train_loss / updates_per_epoch, step)
+        writer.add_scalar(
+            "charts/train_accuracy", train_correct / (updates_per_epoch * args.batch_size), step
+        )
+        writer.add_scalar("charts/val_accuracy", result.accuracy, step)
+        writer.add_scalar("charts/learning_rate", lr, step)
+        writer.add_scalar("charts/images_per_second", images_per_second, step)
+        writer.add_scalar("charts/canvas_share", canvas_seconds / seconds, step)
+        if args.image_every and (epoch % args.image_every == 0 or epoch == 1):
+            writer.add_image("charts/samples", sample_picture(model, val, count=8), step, dataformats="HWC")
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss / updates_per_epoch,
+                "val_accuracy": result.accuracy,
+                "learning_rate": lr,
+                "seconds": seconds,
+                "canvas_seconds": canvas_seconds,
+            }
+        )
+        state = checkpoint_state(epoch)
+        save_checkpoint(checkpoints / "last.pt", state, config)
+        if improved:
+            save_checkpoint(checkpoints / "best.pt", state, config)
+        print(
+            f"epoch {epoch}: train loss {train_loss / updates_per_epoch:.4f}, "
+            f"val accuracy {result.accuracy:.4f}"
+            f"{' (best)' if improved else ''}, lr {lr:.2e}, {seconds:.1f} s "
+            f"({images_per_second:,.0f} images/s, canvases {100 * canvas_seconds / seconds:.1f}%)"
+        )
+    writer.flush()
+
+    # ---------------------------------------------------------------- test, once, with the best checkpoint
+    best = load_checkpoint(checkpoints / "best.pt", map_location=device)
+    model.load_state_dict(best["model"])
+    test_images = load_images(
+        CanvasSource.from_id(args.env, split="test", device=device), args.eval_batch_size
+    )
+    test: ClassifierResult = evaluate_classifier(
+        model, test_images, batch_size=args.eval_batch_size, env_id=args.env, split="test"
+    )
+    print(format_table(test))
+    train_seconds = sum(h["seconds"] for h in history)
+    results: dict[str, Any] = {
+        **test.as_dict(),
+        "model": args.model,
+        "best_epoch": best["epoch"],
+        "val_accuracy": best["best_val"],
+        "epochs": history[-1]["epoch"] if history else 0,
+        "train_seconds": train_seconds,
+        "images_per_second": updates_per_epoch * args.batch_size * len(history) / max(train_seconds, 1e-9),
+        "canvas_share": sum(h["canvas_seconds"] for h in history) / max(train_seconds, 1e-9),
+        "device": str(device),
+        "command": "python -m baselines.train " + " ".join(sys.argv[1:] if argv is None else argv),
+        "config": config,
+    }
+    write_json(run_dir / "results" / "test.json", results)
+    writer.add_scalar("charts/test_accuracy", test.accuracy, results["epochs"] * updates_per_epoch)
+    writer.close()
+    print(f"test accuracy {test.accuracy:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})")
+    return results
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (RunFolderError, CheckpointError, ValueError, RuntimeError) as error:
+        sys.exit(f"error: {error}")

@@ -1,0 +1,135 @@
+"""Pictures of a baseline's view of test canvases: where the self-attention model looks.
+
+    python -m baselines.visualize --checkpoint RUN/checkpoints/best.pt --out attention.png
+
+One column per test canvas. For ``self_attention``: the canvas, and under it the canvas
+tinted by the weights ``a`` of the weighted sum over the blocks (the brighter the red,
+the more that block counts), the block grid drawn in; every canvas pixel takes the
+weight of the block its encoder cell (a stride of 4 pixels) falls in. For ``cnn``, which
+has no attention, the canvases alone. Under each column: the class predicted and the
+true class.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents.runs import CheckpointError, parse_args, use_data_dir
+from agents.visualize import CAPTION, GAP, caption
+from baselines.models import POOL, SelfAttentionCNN, SimpleCNN, as_inputs
+from glimpse_env import CanvasBatch, CanvasSource
+from glimpse_env.vector import check_device
+
+__all__ = ["main", "sample_picture"]
+
+#: target size of a canvas's longer side in the picture, in pixels
+PANEL_SIDE = 160
+#: canvas pixels per encoder cell (two poolings)
+CELL_STRIDE = POOL * POOL
+GRID_COLOUR = np.array([90, 90, 90], dtype=np.uint8)
+
+
+def _block_map(
+    weights: np.ndarray, grid: tuple[int, int], block_size: int, shape: tuple[int, int]
+) -> np.ndarray:
+    """``(H, W)``: each canvas pixel's block weight (``weights`` ``(n,)`` row-major over ``grid``)."""
+    rows = np.minimum(np.arange(shape[0]) // (CELL_STRIDE * block_size), grid[0] - 1)
+    columns = np.minimum(np.arange(shape[1]) // (CELL_STRIDE * block_size), grid[1] - 1)
+    return weights.reshape(grid)[rows[:, None], columns[None, :]]
+
+
+@torch.no_grad()
+def sample_picture(model: SimpleCNN | SelfAttentionCNN, images: CanvasBatch, *, count: int = 8) -> np.ndarray:
+    """The picture of canvases ``0 .. count - 1`` of ``images`` (see the module): ``(H, W, 3)`` uint8."""
+    canvases, labels = images.canvases[:count], images.labels[:count]
+    was_training = model.training
+    model.eval()
+    pooling = None
+    if isinstance(model, SelfAttentionCNN):
+        maps = model.explain(as_inputs(canvases))
+        logits, pooling = maps.logits, (maps.pooling / maps.pooling.amax(1, keepdim=True)).cpu().numpy()
+    else:
+        logits = model(as_inputs(canvases))
+    model.train(was_training)
+    predictions = logits.argmax(1).cpu().numpy()
+    grey = canvases.cpu().numpy()
+    height, width = grey.shape[1:]
+    zoom = max(1, PANEL_SIDE // max(height, width))
+    panels = 1 if pooling is None else 2
+    panel_h, panel_w = height * zoom, width * zoom
+    out = np.full((panels * (panel_h + GAP) + CAPTION, len(grey) * (panel_w + GAP) - GAP, 3), 255, np.uint8)
+    for j, canvas in enumerate(grey):
+        left = j * (panel_w + GAP)
+        rgb = np.repeat(canvas[..., None], 3, axis=2)
+        out[:panel_h, left : left + panel_w] = rgb.repeat(zoom, 0).repeat(zoom, 1)
+        if pooling is not None:
+            assert isinstance(model, SelfAttentionCNN)
+            weight = _block_map(pooling[j], model.grid, model.config.block_size, (height, width))
+            tinted = rgb.astype(np.float32) * 0.6
+            tinted[..., 0] += 255 * 0.4 * weight
+            tinted[..., 1:] *= 1 - 0.5 * weight[..., None]
+            panel = tinted.clip(0, 255).astype(np.uint8).repeat(zoom, 0).repeat(zoom, 1)
+            edge = CELL_STRIDE * model.config.block_size * zoom
+            for k in range(1, model.grid[0]):
+                panel[k * edge, :] = GRID_COLOUR
+            for k in range(1, model.grid[1]):
+                panel[:, k * edge] = GRID_COLOUR
+            out[panel_h + GAP : 2 * panel_h + GAP, left : left + panel_w] = panel
+        right = int(predictions[j]) == int(labels[j])
+        strip = out[-CAPTION:, left : left + panel_w].copy()
+        text = f"pred {predictions[j]} true {int(labels[j])}"
+        out[-CAPTION:, left : left + panel_w] = caption(strip, text, (0, 120, 0) if right else (200, 0, 0))
+    return out
+
+
+@dataclass
+class VisualizeArgs:
+    """Draw a baseline checkpoint's predictions (and self-attention weights) on test canvases."""
+
+    checkpoint: str = ""
+    """path of a checkpoint written by python -m baselines.train"""
+    out: str = "attention.png"
+    """output PNG file"""
+    count: int = 8
+    """number of test canvases"""
+    first_index: int = 0
+    """first test canvas shown"""
+    device: str = "cpu"
+    """cpu or cuda"""
+    data_dir: str | None = None
+    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
+
+
+def main(argv: Sequence[str] | None = None) -> Path:
+    from PIL import Image
+
+    from baselines.evaluate import load_baseline
+
+    args = parse_args(VisualizeArgs, argv)
+    if not args.checkpoint:
+        sys.exit("--checkpoint PATH is required")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out must end in .png, got {args.out!r}")
+    use_data_dir(args.data_dir)
+    device = check_device(args.device, "--device")
+    model, config = load_baseline(args.checkpoint, device=device)
+    test = CanvasSource.from_id(config["env"], split="test", device=device)
+    images = test.fixed(range(args.first_index, args.first_index + args.count))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(sample_picture(model, images, count=args.count)).save(out)
+    print(f"wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (CheckpointError, ValueError) as error:
+        sys.exit(f"error: {error}")

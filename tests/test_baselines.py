@@ -1,0 +1,261 @@
+"""The supervised baselines: models, training, evaluation and pictures, on the real data (tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.runs import CheckpointError, RunFolderError, load_checkpoint
+from baselines import evaluate, train, visualize
+from baselines.models import (
+    BaselineConfig,
+    ConvEncoder,
+    SelfAttentionCNN,
+    SimpleCNN,
+    build_model,
+    count_parameters,
+)
+
+TINY = ["--images-per-epoch", "512", "--batch-size", "64", "--image-every", "0", "--no-progress"]
+TINY += ["--threads", "1"]
+
+
+def fit(tmp_path: Path, *extra: str, name: str = "run") -> dict:
+    return train.main(["--run-dir", str(tmp_path / name), "--env", "GlimpseMNIST-Fashion-v0", *TINY, *extra])
+
+
+# ----------------------------------------------------------------------------- models
+def test_parameter_counts_match_the_study_on_the_cluttered_canvas() -> None:
+    cnn = build_model("cnn", (40, 40), 10)
+    attention = build_model("self_attention", (40, 40), 10)
+    assert isinstance(cnn, SimpleCNN) and isinstance(attention, SelfAttentionCNN)
+    assert abs(count_parameters(cnn) - 1.83e6) <= 0.05 * 1.83e6  # the study: 1.83M
+    assert count_parameters(cnn.fc1) > 0.95 * count_parameters(cnn)  # the study: 1.77M of it in the first FC
+    assert abs(count_parameters(attention) - 0.47e6) <= 0.05 * 0.47e6  # the study: 0.47M
+    assert count_parameters(attention) <= 470_000
+    # the counts the README and the models' docstring state
+    assert count_parameters(cnn) == 1_826_676 and count_parameters(attention) == 456_555
+    assert count_parameters(build_model("cnn", (28, 28), 10)) == 818_676
+    assert count_parameters(build_model("self_attention", (28, 28), 10)) == 455_275
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (40, 40), (60, 60), (100, 100), (28, 40)])
+def test_output_shapes_follow_the_docstrings(shape: tuple[int, int]) -> None:
+    images = torch.rand(5, 1, *shape)
+    h, w = ConvEncoder.output_shape(shape)
+    encoder = ConvEncoder()
+    assert encoder(images).shape == (5, 64, h, w)  # (B, F, h, w)
+    assert h == ((shape[0] - 1) // 2 - 1) // 2 and w == ((shape[1] - 1) // 2 - 1) // 2
+    for name in ("cnn", "self_attention"):
+        assert build_model(name, shape, 7)(images).shape == (5, 7)  # (B, C)
+    attention = build_model("self_attention", shape, 10)
+    assert isinstance(attention, SelfAttentionCNN)
+    rows, columns = -(-h // 3), -(-w // 3)
+    assert attention.blocks(images).shape == (5, rows * columns, 64 * 9)  # (B, n, F b^2)
+    maps = attention.explain(images)
+    assert maps.logits.shape == (5, 10) and maps.grid == (rows, columns)
+    assert maps.pooling.shape == (5, rows * columns) and maps.attention.shape == (
+        5,
+        rows * columns,
+        rows * columns,
+    )
+    torch.testing.assert_close(maps.pooling.sum(1), torch.ones(5))
+    torch.testing.assert_close(maps.attention.sum(2), torch.ones(5, rows * columns))
+    torch.testing.assert_close(maps.logits, attention(images))  # explain and forward agree
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    height=st.integers(7, 48),
+    width=st.integers(7, 48),
+    block=st.integers(1, 4),
+)
+def test_blocks_are_the_feature_map_cut_naively(height: int, width: int, block: int) -> None:
+    config = BaselineConfig(
+        name="self_attention", canvas_shape=(height, width), num_classes=10, block_size=block
+    )
+    model = SelfAttentionCNN(config)
+    images = torch.rand(2, 1, height, width)
+    features = model.encoder(images)
+    h, w = features.shape[2:]
+    rows, columns = model.grid
+    expected = torch.zeros(2, rows * columns, 64 * block * block)
+    for r in range(rows):
+        for c in range(columns):
+            cut = torch.zeros(2, 64, block, block)
+            part = features[:, :, r * block : (r + 1) * block, c * block : (c + 1) * block]
+            cut[:, :, : part.shape[2], : part.shape[3]] = part  # zero padding past the edge
+            expected[:, r * columns + c] = cut.reshape(2, -1)
+    assert rows == -(-h // block) and columns == -(-w // block)
+    torch.testing.assert_close(model.blocks(images), expected)
+
+
+def test_bad_model_settings() -> None:
+    with pytest.raises(ValueError, match="unknown model 'mlp'"):
+        build_model("mlp", (28, 28), 10)
+    with pytest.raises(ValueError, match="too small"):
+        build_model("cnn", (4, 4), 10)
+    with pytest.raises(ValueError, match="multiple of heads"):
+        BaselineConfig(name="self_attention", canvas_shape=(28, 28), num_classes=10, heads=7)
+
+
+# ----------------------------------------------------------------------------- training
+def test_short_training_beats_chance_by_far(tmp_path: Path) -> None:
+    results = train.main(
+        [
+            "--env",
+            "GlimpseMNIST-v0",
+            "--run-dir",
+            str(tmp_path / "cnn"),
+            "--epochs",
+            "1",
+            "--images-per-epoch",
+            "6400",
+            "--image-every",
+            "1",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
+    assert results["accuracy"] > 0.85, results["accuracy"]  # chance is 0.1
+    assert results["n"] == 10_000 and results["env_id"] == "GlimpseMNIST-v0"
+    assert results["params"] == 818_676 and results["model"] == "cnn"
+    folder = tmp_path / "cnn"
+    assert json.loads((folder / "results" / "test.json").read_text())["accuracy"] == results["accuracy"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    for tag in ("losses/cross_entropy", "charts/val_accuracy", "charts/learning_rate"):
+        assert tag in tags["scalars"]
+    assert "charts/images_per_second" in tags["scalars"] and "charts/canvas_share" in tags["scalars"]
+    assert "charts/samples" in tags["images"]
+    attention = train.main(
+        [
+            "--model",
+            "self_attention",
+            "--env",
+            "GlimpseMNIST-v0",
+            "--run-dir",
+            str(tmp_path / "sa"),
+            "--epochs",
+            "1",
+            "--images-per-epoch",
+            "6400",
+            "--image-every",
+            "0",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
+    assert attention["accuracy"] > 0.6, attention["accuracy"]
+    assert attention["params"] == 455_275
+
+
+@pytest.mark.parametrize(
+    "extra", [(), ("--train-size", "1024", "--model", "self_attention", "--dropout", "0.3")]
+)
+def test_resume_is_bit_identical_to_a_straight_run(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    fit(tmp_path, "--epochs", "2", *extra, name="straight")
+    fit(tmp_path, "--epochs", "1", *extra, name="split")
+    train.main(["--resume", str(tmp_path / "split"), "--epochs", "2", "--no-progress"])
+    a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert [h["val_accuracy"] for h in a["history"]] == [h["val_accuracy"] for h in b["history"]]
+
+
+def test_time_limit_stops_after_an_epoch_and_still_tests(tmp_path: Path) -> None:
+    results = fit(tmp_path, "--epochs", "5", "--time-limit", "0", name="timed")
+    assert results["epochs"] == 1 and results["n"] == 10_000
+
+
+def test_bad_input_is_refused_and_nothing_is_overwritten(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--model", "resnet"])
+    assert exit_info.value.code == 2
+    with pytest.raises(ValueError, match="GlimpseMNIST-Nope-v0"):
+        fit(tmp_path, "--env", "GlimpseMNIST-Nope-v0", name="badenv")
+    with pytest.raises(ValueError, match=r"train_size must be an integer in \[1, 55000\]"):
+        fit(tmp_path, "--train-size", "60000", name="large")
+    assert not (tmp_path / "large").exists() and not (tmp_path / "badenv").exists()
+    fit(tmp_path, "--epochs", "1", name="taken")
+    before = (tmp_path / "taken" / "checkpoints" / "last.pt").read_bytes()
+    with pytest.raises(RunFolderError, match="--resume"):
+        fit(tmp_path, "--epochs", "1", name="taken")
+    assert (tmp_path / "taken" / "checkpoints" / "last.pt").read_bytes() == before
+    # resuming as the other model type, or on another environment, is refused
+    with pytest.raises(RunFolderError, match="--model 'self_attention'"):
+        train.main(["--resume", str(tmp_path / "taken"), "--model", "self_attention"])
+    with pytest.raises(RunFolderError, match="--env"):
+        train.main(["--resume", str(tmp_path / "taken"), "--env", "GlimpseMNIST-v0"])
+    last = tmp_path / "taken" / "checkpoints" / "last.pt"
+    state = torch.load(last, weights_only=False)
+    state["model_config"]["name"] = "self_attention"
+    torch.save(state, last)
+    with pytest.raises(CheckpointError, match="another environment or model"):
+        train.main(["--resume", str(tmp_path / "taken"), "--epochs", "2"])
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"--device='cuda' is not available here"):
+            fit(tmp_path, "--device", "cuda", name="cuda")
+        assert not (tmp_path / "cuda").exists()
+
+
+def test_evaluate_and_visualize_a_checkpoint(tmp_path: Path) -> None:
+    fit(tmp_path, "--epochs", "1", "--model", "self_attention", name="sa")
+    best = str(tmp_path / "sa" / "checkpoints" / "best.pt")
+    out = tmp_path / "eval.json"
+    result = evaluate.main(["--checkpoint", best, "--split", "val", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["n"] == 5000 and saved["env_id"] == "GlimpseMNIST-Fashion-v0"
+    assert saved["params"] == 455_275 and saved["model"] == "self_attention"
+    assert saved["accuracy"] == result.accuracy and len(saved["per_class"]) == 10
+    assert saved["ci95"][0] <= saved["accuracy"] <= saved["ci95"][1]
+    # the same accuracy as the training run's own test
+    test = evaluate.main(["--checkpoint", best])
+    assert test.accuracy == json.loads((tmp_path / "sa" / "results" / "test.json").read_text())["accuracy"]
+    png = visualize.main(["--checkpoint", best, "--out", str(tmp_path / "a.png"), "--count", "3"])
+    from PIL import Image
+
+    with Image.open(png) as picture:
+        assert picture.size[0] > 3 * 140 and picture.size[1] > 2 * 140  # 3 columns, image and attention
+    with pytest.raises(ValueError, match=r"\.png"):
+        visualize.main(["--checkpoint", best, "--out", str(tmp_path / "a.gif")])
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        evaluate.main(["--checkpoint", str(tmp_path / "missing.pt")])
+
+
+def test_a_ram_checkpoint_is_not_a_baseline(tmp_path: Path) -> None:
+    from agents import ram_reinforce
+
+    ram_reinforce.main(
+        [
+            "--run-dir",
+            str(tmp_path / "ram"),
+            "--epochs",
+            "1",
+            "--episodes-per-epoch",
+            "128",
+            "--batch-size",
+            "64",
+            "--eval-episodes",
+            "100",
+            "--image-every",
+            "0",
+            "--no-progress",
+            "--threads",
+            "1",
+        ]
+    )
+    with pytest.raises(CheckpointError, match="not a baseline checkpoint"):
+        evaluate.main(["--checkpoint", str(tmp_path / "ram" / "checkpoints" / "best.pt")])
