@@ -246,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             order = np.random.default_rng([args.seed, epoch]).permutation(args.train_size)
         bar = tqdm(range(updates_per_epoch), desc=f"epoch {epoch}", disable=not args.progress, leave=False)
         for update in bar:
+            if device.type == "cuda":  # time the canvases alone, not the GPU's queue of the last update
+                torch.cuda.synchronize(device)
             batch_start = time.perf_counter()
             canvases, labels = training_batch(update, order)
             if device.type == "cuda":
