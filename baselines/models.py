@@ -49,6 +49,12 @@ __all__ = [
 MODEL_NAMES = ("cnn", "self_attention")
 #: width of SimpleCNN's first fully connected layer (1.83M parameters on 40x40 canvases)
 CNN_HIDDEN = 350
+#: SelfAttentionCNN's defaults (0.46M parameters on 40x40 canvases): block width ``d``, heads,
+#: block side ``b`` in feature-map cells, width of the classifier's hidden layer
+D_MODEL = 256
+HEADS = 8
+BLOCK_SIZE = 3
+HEAD_HIDDEN = 128
 #: channels of the two convolutions (the study's)
 ENCODER_CHANNELS = (32, 64)
 #: kernel of the convolutions and of the max-pooling (the study's)
@@ -68,13 +74,13 @@ class BaselineConfig:
     """``C``."""
     hidden: int = CNN_HIDDEN
     """cnn: width of the first fully connected layer."""
-    d_model: int = 256
+    d_model: int = D_MODEL
     """self_attention: width ``d`` of a block after projection."""
-    heads: int = 8
+    heads: int = HEADS
     """self_attention: attention heads (``d`` must be a multiple)."""
-    block_size: int = 3
+    block_size: int = BLOCK_SIZE
     """self_attention: ``b``, a block is ``b x b`` cells of the feature map."""
-    head_hidden: int = 128
+    head_hidden: int = HEAD_HIDDEN
     """self_attention: width of the classifier's hidden layer."""
     dropout: float = 0.0
     """Dropout before the last layer (and on the attention weights), in training only."""

@@ -47,7 +47,18 @@ from agents.runs import (
     write_json,
 )
 from baselines.evaluate import ClassifierResult, evaluate_classifier, format_table, load_images
-from baselines.models import MODEL_NAMES, BaselineConfig, as_inputs, count_parameters, model_from_config
+from baselines.models import (
+    BLOCK_SIZE,
+    CNN_HIDDEN,
+    D_MODEL,
+    HEAD_HIDDEN,
+    HEADS,
+    MODEL_NAMES,
+    BaselineConfig,
+    as_inputs,
+    count_parameters,
+    model_from_config,
+)
 from baselines.visualize import sample_picture
 from glimpse_env import CanvasSource
 from glimpse_env.data import SPLIT_SIZES
@@ -101,6 +112,16 @@ class Args:
     """decoupled weight decay (AdamW when > 0)"""
     dropout: float = 0.0
     """dropout before the last layer (and on the attention weights)"""
+    hidden: int = CNN_HIDDEN
+    """cnn: width of the first fully connected layer (the default gives the study's 1.83M on 40x40)"""
+    block_size: int = BLOCK_SIZE
+    """self_attention: a block is block_size x block_size cells of the encoder's feature map"""
+    d_model: int = D_MODEL
+    """self_attention: width of a block after its projection"""
+    heads: int = HEADS
+    """self_attention: attention heads (d_model must be a multiple)"""
+    head_hidden: int = HEAD_HIDDEN
+    """self_attention: width of the classifier's hidden layer"""
     eval_batch_size: int = 1000
     """images per batch in validation and test"""
     image_every: int = 5
@@ -162,6 +183,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         name=args.model,
         canvas_shape=train_source.shape,
         num_classes=train_source.num_classes,
+        hidden=args.hidden,
+        d_model=args.d_model,
+        heads=args.heads,
+        block_size=args.block_size,
+        head_hidden=args.head_hidden,
         dropout=args.dropout,
     )
     model = model_from_config(mconfig).to(device)
