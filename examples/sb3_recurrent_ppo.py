@@ -4,7 +4,8 @@
 
 Training goes through :class:`glimpse_env.wrappers.SB3VecEnv`: the native batched
 environment seen by SB3 as a ``VecEnv`` with one flat ``Box`` action (location, then one
-score per class; the label is the argmax). Evaluation plays the first ``--eval-size``
+score per class; the label is the argmax, ties at the clipped maximum broken fairly, see
+:mod:`glimpse_env.wrappers`). Evaluation plays the first ``--eval-size``
 canvases of the test split in batches with ``reset(options={"indices": ...})`` and the
 deterministic policy, and prints the accuracy (the mean final reward).
 

@@ -1,132 +1,423 @@
 """Adapters for third-party agents (stable-baselines3, sb3-contrib).
 
-SB3 and sb3-contrib do not accept ``Dict`` action spaces. Two adapters present the
-glimpse task with one flat ``Box`` action ``[x, y, score_0, ..., score_{C-1}]`` in
-``[-1, 1]``: the location, then one score per class, the label being the argmax.
+SB3 and sb3-contrib do not accept ``Dict`` action spaces, so these adapters present the
+glimpse task with one action SB3 can sample, in one of two forms:
 
-* :class:`FlatActionWrapper`: a single environment for ``PPO``, ``RecurrentPPO``,
-  ``SAC``, ... (through ``DummyVecEnv`` or ``SubprocVecEnv`` as usual)::
+* ``"flat"``: ``Box(-1, 1, (2 + C,), float32)``, ``[x, y, score_0, ..., score_{C-1}]``:
+  the location, then one score per class (see *Flat actions* below for the label).
+* ``"multidiscrete"``: ``MultiDiscrete([G, G, C])``, ``[column, row, class]``: the glimpse
+  is taken at the centre of one cell of a ``G x G`` grid, the cell centres being
+  ``np.linspace(-1, 1, G)`` on each axis (``G = 9`` by default: steps of 0.25), and the
+  label is the class itself. Categorical distributions give PPO-family agents exact
+  log-probabilities (no clipping of a Gaussian, see below), at the price of a coarser
+  choice of locations.
+
+Two ways to use them:
+
+* :class:`FlatActionWrapper` and :class:`MultiDiscreteActionWrapper`: one environment,
+  for ``PPO``, ``RecurrentPPO``, ``SAC``, ... through ``DummyVecEnv`` or ``SubprocVecEnv``
+  as usual::
 
       import gymnasium as gym
       from sb3_contrib import RecurrentPPO
-      from glimpse_env.wrappers import FlatActionWrapper
+      from glimpse_env.wrappers import FlatActionWrapper, MultiDiscreteActionWrapper
 
       env = FlatActionWrapper(gym.make("GlimpseMNIST-v0"))
+      env = MultiDiscreteActionWrapper(gym.make("GlimpseMNIST-v0"), grid=9)
       model = RecurrentPPO("MultiInputLstmPolicy", env).learn(10_000)
 
-* :class:`SB3VecEnv`: the native :class:`~glimpse_env.vector.GlimpseVectorEnv` as an
-  SB3 ``VecEnv``, so ``N`` environments step as one batch instead of one by one::
+  Both record their constructor arguments (``gymnasium.utils.RecordConstructorArgs``), so
+  ``gym.make(env.spec)`` rebuilds the wrapped environment and Gymnasium's ``check_env``
+  accepts it.
 
-      from sb3_contrib import RecurrentPPO
-      from glimpse_env.wrappers import SB3VecEnv
+* :class:`SB3VecEnv`: the native :class:`~glimpse_env.vector.GlimpseVectorEnv` as an SB3
+  ``VecEnv``, so ``N`` environments step as one batch instead of one by one::
 
-      venv = SB3VecEnv.make("GlimpseMNIST-Cluttered-v0", num_envs=64)
+      venv = SB3VecEnv.make("GlimpseMNIST-Cluttered-v0", num_envs=64)  # flat actions
+      venv = SB3VecEnv.make("GlimpseMNIST-Cluttered-v0", 64, action="multidiscrete", grid=9)
       model = RecurrentPPO("MultiInputLstmPolicy", venv).learn(100_000)
+
+  ``SB3VecEnv(gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point"))``
+  works as well, with any autoreset mode of the native environment.
+
+Flat actions: how the label is decoded, and why it is unbiased
+--------------------------------------------------------------
+
+SB3's ``PPO``, ``A2C`` and ``TD3`` clip a Gaussian action to ``[-1, 1]`` before the
+environment sees it, so scores often *tie* at 1.0: with a standard normal policy each
+score is clipped to 1.0 with probability 0.16, and two or more of the ten tie at the
+top in about half of the steps. ``np.argmax`` resolves a tie to the lowest class, which
+made class 0 the label of 17.6% of random actions and class 9 of 5.1%.
+
+The label is therefore the class of the maximal score when it is unique (a policy that
+ranks one class above the others gets that class), and among ``m`` tied maximal scores
+the one of rank ``h mod m`` in class order, where ``h`` is a 64-bit hash (splitmix64
+finaliser) of the action's float32 bits (``-0.0`` read as ``0.0``). ``h`` is a fixed
+function of the action: the same action always gives the same label, in
+:class:`FlatActionWrapper`, in :class:`SB3VecEnv` and in :func:`split_flat_actions`,
+alone or in a batch. Over the actions of a stochastic policy ``h mod m`` behaves as a
+uniform draw that does not depend on *which* classes tie (their tied values are equal;
+the hash is driven by the other coordinates), so each tied class wins a tie with
+probability ``1/m``. A policy that treats the classes alike (an exchangeable score
+distribution, such as independent clipped standard normals) thus names every class with
+probability ``1/C``: over 10^6 clipped standard normal actions (seed 0) the largest
+deviation from 10% is 0.07 percentage point (sampling noise: 0.03), where the
+lowest-index rule was off by 7.6 points.
+
+One limit holds for any deterministic decoding: a point mass cannot be split. The action
+whose every coordinate sits on a bound is one action with one label, so a policy that
+saturates *all* coordinates at once (the location included) favours that label. Under a
+standard normal policy that is one step in about a million (``0.317 ** 12``).
+
+Simpler rules were rejected: rotating the argmax start by the location inherits the
+clipping of the location itself (16% of a standard normal sits on each bound), so the
+rotation is not uniform; decoding the label from one extra coordinate cut into ``C``
+equal intervals puts the clipped mass on the end intervals (classes 0 and ``C - 1``
+would get about 21% each).
+
+Settings SB3 users need
+-----------------------
+
+* Frame stacking: the glimpse is ``(k, g, g)`` float32, channels first, but SB3 detects
+  channel order only for uint8 image spaces and otherwise stacks on the *last* axis,
+  which would glue glimpses side by side into ``(k, g, n * g)``. Pass
+  ``channels_order="first"``: ``VecFrameStack(venv, n_stack, channels_order="first")``
+  gives ``(n * k, g, g)`` glimpses, the newest ``k`` patches last, and ``(2 * n,)``
+  locations.
+* ``stable_baselines3.common.env_checker.check_env`` warns that the glimpse "is an image"
+  whose dtype is not uint8, whose bounds are not ``[0, 255]`` and whose size is below
+  36x36. These warnings are expected: the glimpse is a retina output in ``[0, 1]``
+  (averages of pixels over each scale's box, which uint8 would round), and is small by
+  design. SB3's ``MultiInputPolicy`` / ``MultiInputLstmPolicy`` do not treat it as an
+  image either (it is not uint8 in ``[0, 255]``): they flatten it into their MLP, which
+  is what an 8x8 or 12x12 patch needs; ``CnnPolicy`` with its 36x36 minimum does not apply.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector import AutoresetMode
+from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from glimpse_env.validation import check_int
 from glimpse_env.vector import GlimpseVectorEnv
 
-__all__ = ["FlatActionWrapper", "SB3VecEnv", "flat_action_space", "split_flat_actions"]
+__all__ = [
+    "ACTION_KINDS",
+    "DEFAULT_GRID",
+    "FlatActionWrapper",
+    "MultiDiscreteActionWrapper",
+    "SB3VecEnv",
+    "flat_action_space",
+    "grid_locations",
+    "multidiscrete_action_space",
+    "split_flat_actions",
+    "split_multidiscrete_actions",
+]
+
+ActionKind = Literal["flat", "multidiscrete"]
+#: the action forms of the adapters (the ``action`` argument of :class:`SB3VecEnv`)
+ACTION_KINDS: tuple[str, ...] = ("flat", "multidiscrete")
+#: cells per side of the multidiscrete location grid unless told otherwise
+DEFAULT_GRID = 9
+#: a grid needs two cells per side to reach both edges of the canvas
+MIN_GRID = 2
+#: the location coordinates ``(x, y)`` before the class scores of a flat action
+LOCATION_SIZE = 2
+#: the components of a multidiscrete action, in order
+MULTIDISCRETE_FIELDS = ("column", "row", "class")
+
+# splitmix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number generators",
+# OOPSLA 2014): its start value, multipliers and shifts, as numpy uint64 so that products
+# wrap modulo 2**64 without warnings
+_HASH_START = np.uint64(0x9E3779B97F4A7C15)
+_HASH_MULTIPLIERS = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+_HASH_SHIFTS = (np.uint64(30), np.uint64(27), np.uint64(31))
 
 
+# ---------------------------------------------------------------------- flat actions
 def flat_action_space(num_classes: int) -> spaces.Box:
     """``Box(-1, 1, (2 + num_classes,), float32)``: location, then one score per class."""
-    return spaces.Box(-1.0, 1.0, shape=(2 + num_classes,), dtype=np.float32)
+    return spaces.Box(-1.0, 1.0, shape=(LOCATION_SIZE + num_classes,), dtype=np.float32)
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: every input bit flips about half of the output bits."""
+    first, second = _HASH_MULTIPLIERS
+    shift_a, shift_b, shift_c = _HASH_SHIFTS
+    values = (values ^ (values >> shift_a)) * first
+    values = (values ^ (values >> shift_b)) * second
+    return values ^ (values >> shift_c)
+
+
+def _action_hash(rows: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each float32 row ``(n, D) -> (n,)``, from its bits (``-0.0`` read
+    as ``0.0``, so that equal actions hash alike): the bits weighted by one odd constant
+    per position (so the hash depends on which coordinate holds which value), summed
+    modulo 2**64, then mixed by the splitmix64 finaliser; whole-array operations only."""
+    bits = np.ascontiguousarray(rows + np.float32(0.0)).view(np.uint32).astype(np.uint64)
+    weights = np.arange(1, rows.shape[1] + 1, dtype=np.uint64) * _HASH_START | np.uint64(1)
+    return _mix64((bits * weights).sum(axis=1, dtype=np.uint64))
+
+
+def _flat_labels(rows: np.ndarray) -> np.ndarray:
+    """The labels of flat actions ``(n, 2 + C)`` float32: the maximal score's class, ties
+    broken by :func:`_action_hash` (see the module docstring)."""
+    scores = np.ascontiguousarray(rows[:, LOCATION_SIZE:])  # (contiguous rows reduce faster)
+    labels = scores.argmax(axis=1).astype(np.int64)  # the maximum, when it is unique
+    tied = scores == np.take_along_axis(scores, labels[:, None], axis=1)
+    counts = tied.sum(axis=1)
+    ambiguous = np.flatnonzero(counts > 1)
+    if ambiguous.size:
+        ties = tied[ambiguous]
+        rank = (_action_hash(rows[ambiguous]) % counts[ambiguous].astype(np.uint64)).astype(np.int64)
+        order = np.cumsum(ties, axis=1) - 1  # rank of each tied class among the tied ones
+        labels[ambiguous] = np.argmax(ties & (order == rank[:, None]), axis=1)
+    return labels
 
 
 def split_flat_actions(actions: Any, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat actions ``(..., 2 + C)`` to locations ``(..., 2)`` and labels ``(...)`` (argmax).
+    """Flat actions ``(..., 2 + C)`` to locations ``(..., 2)`` float32 and labels ``(...)`` int64.
 
-    Raises ``ValueError`` for a wrong last dimension or non-finite scores; the location is
-    checked by the environment itself.
+    The label is the class of the maximal score; tied maxima (frequent once SB3 clips a
+    Gaussian to 1.0) are resolved by a hash of the action, deterministic and fair to
+    every class (module docstring). Raises ``ValueError`` for a wrong last dimension or
+    non-finite scores; the location is checked by the environment itself.
     """
     array = np.asarray(actions, dtype=np.float32)
-    if array.ndim == 0 or array.shape[-1] != 2 + num_classes:
+    width = LOCATION_SIZE + num_classes
+    if array.ndim == 0 or array.shape[-1] != width:
         raise ValueError(
             f"a flat action is [x, y] followed by {num_classes} class scores, so its last dimension "
-            f"must be {2 + num_classes}; got shape {array.shape}"
+            f"must be {width}; got shape {array.shape}"
         )
-    scores = array[..., 2:]
-    if not np.isfinite(scores).all():
+    if not np.isfinite(array[..., LOCATION_SIZE:]).all():
         raise ValueError("class scores of the flat action contain NaN or infinity")
-    return array[..., :2], np.argmax(scores, axis=-1).astype(np.int64)
+    labels = _flat_labels(array.reshape(-1, width)).reshape(array.shape[:-1])
+    return array[..., :LOCATION_SIZE], labels
 
 
-class FlatActionWrapper(gym.ActionWrapper):
-    """One environment with the flat ``Box`` action of :func:`flat_action_space`."""
+# ---------------------------------------------------------------------- multidiscrete actions
+def check_grid(grid: object) -> int:
+    """``grid`` (cells per side of the location grid) as an int of at least 2, or a clear error."""
+    return check_int(grid, "grid", low=MIN_GRID)
 
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        label_space = env.action_space["label"]  # type: ignore[index]
-        self.num_classes = int(label_space.n)
+
+def grid_locations(grid: int) -> np.ndarray:
+    """The ``grid`` cell centres of each axis, ``np.linspace(-1, 1, grid)`` as float32."""
+    return np.linspace(-1.0, 1.0, check_grid(grid), dtype=np.float32)
+
+
+def multidiscrete_action_space(num_classes: int, *, grid: int = DEFAULT_GRID) -> spaces.MultiDiscrete:
+    """``MultiDiscrete([grid, grid, num_classes])``: column and row of the location cell, class."""
+    grid = check_grid(grid)
+    return spaces.MultiDiscrete(np.array([grid, grid, num_classes], dtype=np.int64))
+
+
+def split_multidiscrete_actions(
+    actions: Any, num_classes: int, *, grid: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multidiscrete actions ``(..., 3)`` = ``[column, row, class]`` to locations ``(..., 2)``
+    float32 (the cell centres of :func:`grid_locations`) and labels ``(...)`` int64.
+
+    Raises ``TypeError`` for anything but integers and ``ValueError`` for a wrong last
+    dimension or an index outside its range.
+    """
+    array = np.asarray(actions)
+    expected = f"[column, row, class] with column and row in 0..{grid - 1} and class in 0..{num_classes - 1}"
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"a multidiscrete action is three integers {expected}; got dtype {array.dtype}")
+    if array.ndim == 0 or array.shape[-1] != len(MULTIDISCRETE_FIELDS):
+        raise ValueError(f"a multidiscrete action is three integers {expected}; got shape {array.shape}")
+    bounds = np.array([grid, grid, num_classes])
+    outside = (array < 0) | (array >= bounds)
+    if outside.any():
+        where = np.argwhere(outside)[0]
+        name = MULTIDISCRETE_FIELDS[where[-1]]
+        raise ValueError(
+            f"multidiscrete action {array[tuple(where[:-1])].tolist()}: its {name} "
+            f"{int(array[tuple(where)])} is outside 0..{int(bounds[where[-1]]) - 1}; an action is {expected}"
+        )
+    centres = grid_locations(grid)
+    return centres[array[..., :LOCATION_SIZE]], array[..., LOCATION_SIZE].astype(np.int64)
+
+
+# ---------------------------------------------------------------------- one decoder for both
+def _decoder(
+    action: object, num_classes: int, grid: object
+) -> tuple[spaces.Box | spaces.MultiDiscrete, Callable[[Any], tuple[np.ndarray, np.ndarray]]]:
+    """The action space of the adapter ``action`` and the function that splits its actions
+    into ``(locations, labels)``; ``grid`` (None for the default) applies to ``"multidiscrete"``."""
+    if action == "flat":
+        if grid is not None:
+            raise ValueError(
+                f"grid={grid!r} only applies to action='multidiscrete'; the flat action chooses any "
+                f"location in [-1, 1]: drop grid or pass action='multidiscrete'"
+            )
+        return flat_action_space(num_classes), lambda actions: split_flat_actions(actions, num_classes)
+    if action == "multidiscrete":
+        cells = check_grid(DEFAULT_GRID if grid is None else grid)
+        return (
+            multidiscrete_action_space(num_classes, grid=cells),
+            lambda actions: split_multidiscrete_actions(actions, num_classes, grid=cells),
+        )
+    raise ValueError(f"action must be one of {ACTION_KINDS}, got {action!r}")
+
+
+def _num_classes(env: gym.Env[Any, Any], wrapper: str) -> int:
+    """The number of classes of a glimpse environment's ``Dict`` action, or a clear ``TypeError``."""
+    space = env.action_space
+    if not (isinstance(space, spaces.Dict) and isinstance(space.spaces.get("label"), spaces.Discrete)):
+        raise TypeError(
+            f"{wrapper} wraps a glimpse environment, whose action space is Dict(location=Box, "
+            f"label=Discrete); got {space}"
+        )
+    return int(space["label"].n)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------- single environments
+class FlatActionWrapper(gym.ActionWrapper[Any, np.ndarray, dict[str, Any]], gym.utils.RecordConstructorArgs):
+    """One environment with the flat ``Box`` action of :func:`flat_action_space`; the label
+    is decoded by :func:`split_flat_actions` (unbiased under clipping)."""
+
+    def __init__(self, env: gym.Env[Any, Any]) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.ActionWrapper.__init__(self, env)
+        self.num_classes = _num_classes(env, "FlatActionWrapper")
         self.action_space = flat_action_space(self.num_classes)
 
-    def action(self, action: Any) -> dict[str, Any]:
+    def action(self, action: np.ndarray) -> dict[str, Any]:
         location, label = split_flat_actions(action, self.num_classes)
-        if location.shape != (2,):
+        if location.shape != (LOCATION_SIZE,):
             raise ValueError(
-                f"expected one flat action of shape ({2 + self.num_classes},), got {location.shape}"
+                f"expected one flat action of shape ({LOCATION_SIZE + self.num_classes},), "
+                f"got {np.shape(action)}"
             )
-        return {"location": location, "label": label}
+        return {"location": location, "label": int(label)}
+
+
+class MultiDiscreteActionWrapper(
+    gym.ActionWrapper[Any, np.ndarray, dict[str, Any]], gym.utils.RecordConstructorArgs
+):
+    """One environment with the action ``MultiDiscrete([grid, grid, C])`` =
+    ``[column, row, class]`` of :func:`multidiscrete_action_space`.
+
+    Args:
+        env: a glimpse environment (``gym.make("GlimpseMNIST-...")``).
+        grid: cells per side of the location grid (at least 2); the glimpse is taken at
+            ``(grid_locations(grid)[column], grid_locations(grid)[row])``.
+    """
+
+    def __init__(self, env: gym.Env[Any, Any], grid: int = DEFAULT_GRID) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, grid=grid)
+        gym.ActionWrapper.__init__(self, env)
+        self.num_classes = _num_classes(env, "MultiDiscreteActionWrapper")
+        self.grid = check_grid(grid)
+        self.action_space = multidiscrete_action_space(self.num_classes, grid=self.grid)
+
+    def action(self, action: np.ndarray) -> dict[str, Any]:
+        location, label = split_multidiscrete_actions(action, self.num_classes, grid=self.grid)
+        if location.shape != (LOCATION_SIZE,):
+            raise ValueError(
+                f"expected one multidiscrete action of shape ({len(MULTIDISCRETE_FIELDS)},), "
+                f"got {np.shape(action)}"
+            )
+        return {"location": location, "label": int(label)}
+
+
+# ---------------------------------------------------------------------- the native vector env
+def _reset_info_of(info: dict[str, Any], i: int) -> dict[str, Any]:
+    """Sub-environment ``i``'s part of a vector reset (or autoreset) info, laid out as the
+    single environment's reset info: ``location``, ``step`` and, for a fixed set, ``index``."""
+    out: dict[str, Any] = {"location": info["location"][i].copy(), "step": int(info["step"][i])}
+    if "index" in info and info["_index"][i]:
+        out["index"] = int(info["index"][i])
+    return out
+
+
+def _last_info_of(info: dict[str, Any], i: int) -> dict[str, Any]:
+    """The single environment's terminal-step info of sub-environment ``i``."""
+    return {
+        "location": info["location"][i].copy(),
+        "step": int(info["step"][i]),
+        "label": int(info["label"][i]),
+        "prediction": int(info["prediction"][i]),
+        "correct": bool(info["correct"][i]),
+    }
 
 
 class SB3VecEnv(VecEnv):
-    """The native vector environment as a stable-baselines3 ``VecEnv`` with flat actions.
+    """The native vector environment as a stable-baselines3 ``VecEnv``.
 
     Args:
-        venv: a :class:`GlimpseVectorEnv` created with ``autoreset_mode=SAME_STEP`` (SB3
-            resets finished environments within the step and reports the last observation
-            as ``info["terminal_observation"]``). :meth:`make` builds one.
+        venv: a :class:`GlimpseVectorEnv`, e.g. ``gym.make_vec(id, num_envs=N,
+            vectorization_mode="vector_entry_point")``, with any ``autoreset_mode``: SB3
+            wants a finished episode restarted within the step that ends it, which
+            ``SAME_STEP`` does by itself (the cheapest; :meth:`make`'s default) and this
+            adapter does for ``NEXT_STEP`` and ``DISABLED`` by resetting the finished
+            sub-environments at once. The episodes are the same in every mode.
+        action: ``"flat"`` (default) or ``"multidiscrete"`` (module docstring).
+        grid: cells per side of the location grid, ``"multidiscrete"`` only (default 9).
 
     ``infos[i]`` of a finished episode holds ``terminal_observation``, ``TimeLimit.truncated``
     (always False) and the single environment's last info (``location``, ``step``,
     ``label``, ``prediction``, ``correct``); the others are empty dicts, to keep the
-    per-step Python work that SB3's list-of-dicts format forces to a minimum. The
-    sub-environments share one batch, so ``get_attr``, ``set_attr`` and ``env_method``
+    per-step Python work that SB3's list-of-dicts format forces to a minimum.
+    ``reset_infos[i]`` is sub-environment ``i``'s info of its latest (auto)reset
+    (``location``, ``step`` and, for a fixed set, ``index``), as in SB3's ``DummyVecEnv``.
+    The sub-environments share one batch, so ``get_attr``, ``set_attr`` and ``env_method``
     act on the vector environment and return its answer once per requested index.
     """
 
-    def __init__(self, venv: GlimpseVectorEnv) -> None:
+    def __init__(
+        self, venv: GlimpseVectorEnv, *, action: ActionKind = "flat", grid: int | None = None
+    ) -> None:
         if not isinstance(venv, GlimpseVectorEnv):
-            raise TypeError(f"SB3VecEnv wraps a GlimpseVectorEnv, got {type(venv).__name__}")
-        if venv.autoreset_mode != AutoresetMode.SAME_STEP:
-            raise ValueError(
-                "SB3 expects same-step autoreset: create the GlimpseVectorEnv with "
-                "autoreset_mode=AutoresetMode.SAME_STEP (or use SB3VecEnv.make)"
+            if isinstance(venv, VectorEnv) and isinstance(venv.unwrapped, GlimpseVectorEnv):
+                raise TypeError(
+                    f"SB3VecEnv wraps the bare GlimpseVectorEnv, got it inside {type(venv).__name__}, "
+                    f"whose work SB3 would bypass: pass venv.unwrapped and use SB3's VecEnv wrappers "
+                    f"(VecMonitor, VecNormalize, VecFrameStack) around the SB3VecEnv instead"
+                )
+            raise TypeError(
+                f"SB3VecEnv wraps a GlimpseVectorEnv (gym.make_vec(id, num_envs=N, "
+                f"vectorization_mode='vector_entry_point')), got {type(venv).__name__}"
             )
         self.venv = venv
         self.num_classes = venv.task.num_classes
+        space, self._split = _decoder(action, self.num_classes, grid)
+        self._batch_shape = (venv.num_envs, *space.shape)
+        self.action_kind = action
         self._actions: np.ndarray | None = None
-        super().__init__(venv.num_envs, venv.single_observation_space, flat_action_space(self.num_classes))
+        super().__init__(venv.num_envs, venv.single_observation_space, space)
 
     @classmethod
-    def make(cls, env_id: str, num_envs: int, **kwargs: Any) -> SB3VecEnv:
-        """``gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", ...)``, for SB3."""
-        venv = gym.make_vec(
-            env_id,
-            num_envs=num_envs,
-            vectorization_mode="vector_entry_point",
-            autoreset_mode=AutoresetMode.SAME_STEP,
-            **kwargs,
-        )
-        return cls(venv.unwrapped)  # type: ignore[arg-type]
+    def make(
+        cls,
+        env_id: str,
+        num_envs: int,
+        *,
+        action: ActionKind = "flat",
+        grid: int | None = None,
+        **kwargs: Any,
+    ) -> SB3VecEnv:
+        """``gym.make_vec(env_id, num_envs, vectorization_mode="vector_entry_point", **kwargs)``
+        for SB3, with ``autoreset_mode=AutoresetMode.SAME_STEP`` unless ``kwargs`` says
+        otherwise (every mode works); ``action`` and ``grid`` as in the constructor."""
+        kwargs.setdefault("autoreset_mode", AutoresetMode.SAME_STEP)
+        venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+        return cls(venv, action=action, grid=grid)  # type: ignore[arg-type]
 
     def reset(self) -> VecEnvObs:
         seed = self._seeds[0]
         options = self._options[0] or None
-        obs, _ = self.venv.reset(seed=seed, options=options)
-        self.reset_infos = [{} for _ in range(self.num_envs)]
+        obs, info = self.venv.reset(seed=seed, options=options)
+        self.reset_infos = [_reset_info_of(info, i) for i in range(self.num_envs)]
         self._reset_seeds()
         self._reset_options()
         return obs
@@ -137,10 +428,10 @@ class SB3VecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
             raise RuntimeError("step_wait() without step_async(actions)")
-        location, label = split_flat_actions(self._actions, self.num_classes)
-        if location.shape != (self.num_envs, 2):
+        location, label = self._split(self._actions)
+        if location.shape != (self.num_envs, LOCATION_SIZE):
             raise ValueError(
-                f"expected {self.num_envs} flat actions, shape ({self.num_envs}, {2 + self.num_classes}), "
+                f"expected {self.num_envs} actions of {self.action_space}, shape {self._batch_shape}, "
                 f"got {np.shape(self._actions)}"
             )
         self._actions = None
@@ -149,17 +440,19 @@ class SB3VecEnv(VecEnv):
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         finished = np.flatnonzero(dones)
         if finished.size:
-            final, last = info["final_obs"], info["final_info"]
-            for i in finished:  # SB3's format: one dict per finished sub-environment
+            if self.venv.autoreset_mode == AutoresetMode.SAME_STEP:  # already restarted
+                final, last, restart = info["final_obs"], info["final_info"], info
+            else:  # restart them now, as SAME_STEP would have
+                final = {i: {key: value[i].copy() for key, value in obs.items()} for i in finished.tolist()}
+                last = info
+                obs, restart = self.venv.reset(options={"reset_mask": dones})
+            for i in finished.tolist():  # SB3's format: one dict per finished sub-environment
                 infos[i] = {
                     "terminal_observation": final[i],
                     "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
-                    "location": last["location"][i],
-                    "step": int(last["step"][i]),
-                    "label": int(last["label"][i]),
-                    "prediction": int(last["prediction"][i]),
-                    "correct": bool(last["correct"][i]),
+                    **_last_info_of(last, i),
                 }
+                self.reset_infos[i] = _reset_info_of(restart, i)
         return obs, reward.astype(np.float32), dones, infos
 
     def close(self) -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
+from PIL import Image
 
 from glimpse_env.data import load_split
+from glimpse_env.render import TRAIL_COLOUR
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -24,6 +27,33 @@ def test_random_agent_example(tmp_path):
     accuracy = load("random_agent").main(["--episodes", "300", "--picture", str(tmp_path / "p.png")])
     assert 0.04 < accuracy < 0.18
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_quickstart_saves_the_rendered_trajectory(tmp_path):
+    quickstart = load("quickstart")
+    out = tmp_path / "episode.png"
+    episode = quickstart.main(["--env-id", "GlimpseMNIST-Translated-v0", "--out", str(out), "--seed", "1"])
+    assert episode.steps == gym.spec("GlimpseMNIST-Translated-v0").kwargs["n_glimpses"]
+    assert episode.reward == float(episode.label == episode.prediction)
+    saved = np.asarray(Image.open(out))
+    np.testing.assert_array_equal(saved, episode.picture)
+    assert saved.ndim == 3 and saved.shape[2] == 3
+    assert (saved == TRAIL_COLOUR).all(axis=2).any()  # the trail of locations is drawn
+    again = quickstart.main(["--env-id", "GlimpseMNIST-Translated-v0", "--out", str(out), "--seed", "1"])
+    np.testing.assert_array_equal(again.picture, episode.picture)  # seeded: the same episode
+
+
+def test_vector_env_example_counts_episodes_and_throughput():
+    result = load("vector_env").main(["--env-id", "GlimpseMNIST-v0", "--num-envs", "16", "--steps", "20"])
+    # NEXT_STEP autoreset: an episode of 6 glimpses takes 7 steps, the first ends at step 6
+    assert result.episodes == 16 * ((20 + 1) // (6 + 1))
+    assert result.steps_per_second > 0
+    assert 0.0 <= result.accuracy <= 1.0
+
+
+def test_vector_env_example_rejects_an_empty_batch():
+    with pytest.raises(SystemExit):
+        load("vector_env").main(["--num-envs", "0"])
 
 
 def test_recurrent_ppo_example_trains_and_evaluates():
