@@ -112,6 +112,8 @@ class Args:
     """decoupled weight decay (AdamW when > 0)"""
     dropout: float = 0.0
     """dropout before the last layer (and on the attention weights)"""
+    label_smoothing: float = 0.0
+    """label smoothing of the cross-entropy (0: none)"""
     hidden: int = CNN_HIDDEN
     """cnn: width of the first fully connected layer (the default gives the study's 1.83M on 40x40)"""
     block_size: int = BLOCK_SIZE
@@ -158,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"--images-per-epoch {args.images_per_epoch} exceeds --train-size {args.train_size}: "
             f"an epoch shows every canvas of a fixed training set at most once"
         )
+    if not 0.0 <= args.label_smoothing < 1.0:
+        raise ValueError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     images_per_epoch = args.images_per_epoch or args.train_size or SPLIT_SIZES["train"]
     if args.batch_size > images_per_epoch:
         raise ValueError(
@@ -280,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 torch.cuda.synchronize(device)
             canvas_seconds += time.perf_counter() - batch_start
             logits = model(as_inputs(canvases))
-            loss = F.cross_entropy(logits, labels)
+            loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
             if not bool(torch.isfinite(loss)):
                 raise RuntimeError(
                     f"the loss is {float(loss.detach())} at epoch {epoch}, update {update + 1}; "
