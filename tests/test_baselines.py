@@ -100,8 +100,6 @@ def test_bad_model_settings() -> None:
         build_model("mlp", (28, 28), 10)
     with pytest.raises(ValueError, match="too small"):
         build_model("cnn", (4, 4), 10)
-    with pytest.raises(ValueError, match="label-smoothing"):
-        fit(tmp_path, "--label-smoothing", "1.5", name="smooth")
     with pytest.raises(ValueError, match="multiple of heads"):
         BaselineConfig(name="self_attention", canvas_shape=(28, 28), num_classes=10, heads=7)
 
@@ -190,6 +188,8 @@ def test_bad_input_is_refused_and_nothing_is_overwritten(tmp_path: Path) -> None
         fit(tmp_path, "--env", "GlimpseMNIST-Nope-v0", name="badenv")
     with pytest.raises(ValueError, match=r"train_size must be an integer in \[1, 55000\]"):
         fit(tmp_path, "--train-size", "60000", name="large")
+    with pytest.raises(ValueError, match="label-smoothing"):
+        fit(tmp_path, "--label-smoothing", "1.5", name="smooth")
     with pytest.raises(ValueError, match="label-smoothing"):
         fit(tmp_path, "--label-smoothing", "1.5", name="smooth")
     with pytest.raises(ValueError, match="multiple of heads"):
