@@ -2,69 +2,135 @@
 
     python -m agents.evaluate --checkpoint RUN/checkpoints/best.pt --mc-samples 10 --json out.json
 
-Every canvas of the split is played, in batches of the native vector environment with
-``reset(options={"indices": ...})``. With ``--mc-samples M`` each canvas is played ``M``
-times with independently drawn locations and the class is the argmax of the mean
-log-probabilities over the ``M`` episodes (Monte Carlo averaging, as in the study).
-Prints a table; ``--json`` also writes the figures (``accuracy``, ``ci95``, ``n``,
-``env_id``, ``per_class``, ``mean_locations``, ...).
+The project's one evaluation protocol (:mod:`glimpse_env.evaluation`) with the RAM as
+its policy (:class:`RAMPolicy`): every canvas of the split is played, in batches of the
+native vector environment with ``reset(options={"indices": ...})``. With ``--mc-samples
+M`` each canvas is played ``M`` times with independently drawn locations and the class is
+the argmax of the mean log-probabilities over the ``M`` episodes (Monte Carlo averaging,
+as in the study). Prints a table; ``--json`` also writes the figures (``accuracy``,
+``ci95``, ``n``, ``env_id``, ``per_class``, ``mean_locations``, ``mean_reward``, ...).
+``python -m glimpse_env.evaluate --policy ram:CHECKPOINT`` plays the same episodes.
 """
 
 from __future__ import annotations
 
-import math
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
+from torch.nn import functional as F
 
-from agents.ram import ModelConfig, RecurrentAttentionModel
-from agents.rollout import make_vector_env, play_episodes
+from agents.ram import ModelConfig, RecurrentAttentionModel, RecurrentState, sample_locations
 from agents.runs import CheckpointError, load_checkpoint, parse_args, use_data_dir, write_json
+from glimpse_env.env import ObsType
+from glimpse_env.evaluation import (
+    DEFAULT_NUM_ENVS,
+    EvaluationResult,
+    PolicyAction,
+    evaluate,
+    format_table,
+    task_config,
+)
+from glimpse_env.validation import check_int
 from glimpse_env.vector import check_device
 
-__all__ = ["EvalResult", "evaluate_model", "load_model", "main"]
+__all__ = [
+    "EvalResult",
+    "RAMPolicy",
+    "RAMState",
+    "evaluate_model",
+    "format_table",
+    "load_model",
+    "main",
+]
 
-#: z of a two-sided 95% normal interval
-Z95 = 1.959963984540054
-
-
-class EvalResult(NamedTuple):
-    """Accuracy of a policy on a split."""
-
-    env_id: str
-    split: str
-    mc_samples: int
-    n: int
-    """Canvases evaluated."""
-    accuracy: float
-    ci95: tuple[float, float]
-    """Wilson score interval of the accuracy, 95%."""
-    per_class: list[float]
-    """Accuracy on the canvases of each class."""
-    mean_locations: list[list[float]]
-    """``(T, 2)``: mean ``(x, y)`` of glimpse ``1 .. T`` over all episodes played."""
-    episodes_per_second: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return self._asdict()
+#: the result of :func:`evaluate_model`: the protocol's :class:`~glimpse_env.evaluation.EvaluationResult`
+EvalResult = EvaluationResult
 
 
-def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion ``correct / n``."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = correct / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+class RAMState(NamedTuple):
+    """:class:`RAMPolicy`'s state between steps."""
+
+    core: RecurrentState
+    """The RAM core's state, ``(N, H)`` tensors."""
+    glimpses: np.ndarray
+    """``(N,)`` int64: glimpses seen so far in each episode."""
 
 
-@torch.no_grad()
+class RAMPolicy:
+    """The RAM as a :class:`glimpse_env.evaluation.Policy`: the same play as
+    :func:`agents.rollout.play_episodes`, through the environment's numpy API.
+
+    At each glimpse the core is stepped and the policy answers the next location, ``l_t``
+    drawn from ``N(mu_t, std^2)`` (clamped to ``[-1, 1]``, :func:`agents.ram.sample_locations`)
+    when ``sample``, else ``mu_t``; its label is the argmax of the classifier's logits and
+    its ``scores`` their log-softmax ``(N, C)`` (what Monte Carlo averaging averages). After
+    glimpse ``n_glimpses``, which ends the episode, the location is ``mu_T`` and nothing is
+    drawn, as in ``play_episodes``: the same generator gives the same episodes there and here.
+
+    Args:
+        model: the RAM; observations are copied to its device.
+        std: the location policy's standard deviation.
+        n_glimpses: glimpses per episode of the environment it plays
+            (``glimpse_env.evaluation.task_config(env_id).n_glimpses``).
+        sample: draw the locations (default) or play the means.
+        generator: torch generator of the draws, on the model's device (default: torch's global one).
+    """
+
+    def __init__(
+        self,
+        model: RecurrentAttentionModel,
+        *,
+        std: float,
+        n_glimpses: int,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not std > 0:
+            raise ValueError(f"std must be a positive number (the location policy's deviation), got {std!r}")
+        self.model = model
+        self.std = float(std)
+        self.n_glimpses = check_int(n_glimpses, "n_glimpses", low=1)
+        self.sample = bool(sample)
+        self.generator = generator
+        self.device = next(model.parameters()).device
+        self.name = "ram" if self.sample else "ram (mean locations)"
+
+    @torch.no_grad()
+    def __call__(
+        self, observation: ObsType, state: RAMState | None, episode_start: np.ndarray
+    ) -> tuple[PolicyAction, RAMState]:
+        glimpse = torch.as_tensor(observation["glimpse"], device=self.device)
+        location = torch.as_tensor(observation["location"], device=self.device)
+        n = glimpse.shape[0]
+        fresh = self.model.initial_state(n, self.device)
+        if state is None:
+            core, glimpses = fresh, np.zeros(n, dtype=np.int64)
+        else:
+            starting = np.asarray(episode_start, dtype=np.bool_)
+            mask = torch.as_tensor(starting, device=self.device)[:, None]
+            core = RecurrentState(*(torch.where(mask, f, s) for f, s in zip(fresh, state.core, strict=True)))
+            glimpses = np.where(starting, 0, state.glimpses)
+        out = self.model.step(glimpse, location, core)
+        glimpses = glimpses + 1
+        last = glimpses >= self.n_glimpses  # the glimpse that ends the episode: no location is drawn
+        next_location = out.location_mean
+        if self.sample and not last.all():
+            drawn = sample_locations(out.location_mean, self.std, generator=self.generator).location
+            keep_mean = torch.as_tensor(last, device=self.device)[:, None]
+            next_location = torch.where(keep_mean, out.location_mean, drawn)
+        logits = self.model.classify(out.state)
+        action: PolicyAction = {
+            "location": next_location.cpu().numpy(),
+            "label": logits.argmax(1).cpu().numpy(),
+            "scores": F.log_softmax(logits, 1).cpu().numpy(),
+        }
+        return action, RAMState(out.state, glimpses)
+
+
 def evaluate_model(
     model: RecurrentAttentionModel,
     env_id: str,
@@ -72,18 +138,24 @@ def evaluate_model(
     split: str = "test",
     mc_samples: int = 1,
     std: float,
-    batch_size: int = 1000,
+    batch_size: int = DEFAULT_NUM_ENVS,
     episodes: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
     generator: torch.Generator | None = None,
-) -> EvalResult:
+) -> EvaluationResult:
     """Play every canvas of ``split`` (or the first ``episodes``) ``mc_samples`` times and score it.
 
+    :func:`glimpse_env.evaluation.evaluate` with a :class:`RAMPolicy`: the class of a
+    canvas is the argmax of the mean log-probabilities over its ``M`` episodes; scored by
+    :func:`glimpse_env.evaluation.score_predictions`. The model is put in eval mode for the
+    evaluation and back in its mode after.
+
     Args:
-        model: the RAM, on the device the environment is made on.
+        model: the RAM; the environment is made on its device.
         env_id: registered environment id.
         split: ``"val"`` or ``"test"`` (or ``"train"`` with a fixed ``train_size`` in ``env_kwargs``).
-        mc_samples: ``M``, episodes per canvas (locations drawn); ``0`` plays the means once.
+        mc_samples: ``M``, episodes per canvas (locations drawn); ``0`` plays the means once
+            (reported as ``mc_samples=0``).
         std: the policy's standard deviation.
         batch_size: episodes per batch (rounded down to a multiple of ``M``).
         episodes: evaluate only canvases ``0 .. episodes - 1``.
@@ -92,52 +164,29 @@ def evaluate_model(
     """
     if mc_samples < 0:
         raise ValueError(f"mc_samples must be >= 0 (0 plays the mean locations), got {mc_samples}")
-    repeats = max(mc_samples, 1)
-    per_batch = max(1, batch_size // repeats)
-    device = next(model.parameters()).device
-    envs = make_vector_env(env_id, per_batch * repeats, device=device, split=split, **(env_kwargs or {}))
-    total = envs.task.n_samples
-    assert total is not None, "evaluation needs a fixed set of canvases"
-    count = total if episodes is None else min(episodes, total)
-    num_classes = model.config.num_classes
-    correct_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
-    seen_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
-    location_sum = torch.zeros(envs.config.n_glimpses, 2, dtype=torch.float64, device=device)
-    model.eval()
-    start_time = time.perf_counter()
-    for start in range(0, count, per_batch):
-        images = torch.arange(start, start + per_batch, device=device).clamp_(max=count - 1)
-        valid = min(per_batch, count - start)
-        indices = images.repeat_interleave(repeats)
-        rollout = play_episodes(
-            model,
-            envs,
-            std=std,
-            sample=mc_samples > 0,
-            options={"indices": indices.cpu().numpy()},
-            generator=generator,
-        )
-        log_p = torch.log_softmax(rollout.logits, 1).view(per_batch, repeats, -1).mean(1)[:valid]
-        labels = rollout.labels.view(per_batch, repeats)[:valid, 0]
-        hit = log_p.argmax(1) == labels
-        seen_per_class += torch.bincount(labels, minlength=num_classes)
-        correct_per_class += torch.bincount(labels[hit], minlength=num_classes)
-        location_sum += rollout.locations[: valid * repeats].sum(0, dtype=torch.float64)
-    elapsed = time.perf_counter() - start_time
-    model.train()
-    correct = int(correct_per_class.sum())
-    per_class = (correct_per_class.double() / seen_per_class.clamp(min=1).double()).tolist()
-    return EvalResult(
-        env_id=env_id,
-        split=split,
-        mc_samples=mc_samples,
-        n=count,
-        accuracy=correct / count,
-        ci95=wilson_interval(correct, count),
-        per_class=per_class,
-        mean_locations=(location_sum / (count * repeats)).tolist(),
-        episodes_per_second=count * repeats / elapsed,
+    settings = {"split": split, **(env_kwargs or {})}
+    policy = RAMPolicy(
+        model,
+        std=std,
+        n_glimpses=task_config(env_id, **settings).n_glimpses,
+        sample=mc_samples > 0,
+        generator=generator,
     )
+    was_training = model.training
+    model.eval()
+    try:
+        result = evaluate(
+            policy,
+            env_id,
+            episodes=episodes,
+            mc_samples=max(mc_samples, 1),
+            num_envs=batch_size,
+            device=policy.device,
+            **settings,
+        )
+    finally:
+        model.train(was_training)
+    return result._replace(mc_samples=mc_samples)
 
 
 def load_model(
@@ -154,22 +203,6 @@ def load_model(
     ).to(device)
     model.load_state_dict(state["model"])
     return model, config
-
-
-def format_table(result: EvalResult) -> str:
-    """The evaluation as a small text table."""
-    low, high = result.ci95
-    lines = [
-        f"env {result.env_id}, split {result.split}, {result.n} canvases, "
-        f"Monte Carlo samples {result.mc_samples}",
-        f"accuracy {result.accuracy:.4f} (95% CI {low:.4f}-{high:.4f}), "
-        f"error {100 * (1 - result.accuracy):.2f}%",
-        "per class: " + " ".join(f"{i}:{a:.3f}" for i, a in enumerate(result.per_class)),
-        "mean glimpse locations (x, y) per step: "
-        + " ".join(f"({x:+.2f},{y:+.2f})" for x, y in result.mean_locations),
-        f"{result.episodes_per_second:,.0f} episodes/s",
-    ]
-    return "\n".join(lines)
 
 
 @dataclass

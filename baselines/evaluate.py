@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 
 import torch
 
-from agents.evaluate import wilson_interval
 from agents.runs import CheckpointError, load_checkpoint, parse_args, use_data_dir, write_json
 from baselines.models import (
     BaselineConfig,
@@ -28,6 +27,7 @@ from baselines.models import (
     model_from_config,
 )
 from glimpse_env import CanvasBatch, CanvasSource
+from glimpse_env.evaluation import score_predictions
 from glimpse_env.vector import check_device
 
 __all__ = ["ClassifierResult", "evaluate_classifier", "load_baseline", "load_images", "main"]
@@ -68,31 +68,28 @@ def evaluate_classifier(
     env_id: str,
     split: str,
 ) -> ClassifierResult:
-    """Classify every canvas of ``images`` (on the model's device) and score it."""
-    num_classes = model.config.num_classes
-    device = images.canvases.device
-    correct_per_class = torch.zeros(num_classes, dtype=torch.int64, device=device)
+    """Classify every canvas of ``images`` (on the model's device) and score it with
+    :func:`glimpse_env.evaluation.score_predictions` (the project's one scoring: accuracy,
+    Wilson 95% interval, per-class accuracy)."""
     was_training = model.training
     model.eval()
+    predictions = []
     start = time.perf_counter()
     for first in range(0, images.labels.shape[0], batch_size):
-        labels = images.labels[first : first + batch_size]
-        hit = model(as_inputs(images.canvases[first : first + batch_size])).argmax(1) == labels
-        correct_per_class += torch.bincount(labels[hit], minlength=num_classes)
+        predictions.append(model(as_inputs(images.canvases[first : first + batch_size])).argmax(1))
+    predicted = torch.cat(predictions).cpu()  # waits for the device: the time is the classification's
     elapsed = time.perf_counter() - start
     model.train(was_training)
-    seen_per_class = torch.bincount(images.labels, minlength=num_classes)
-    n = int(images.labels.shape[0])
-    correct = int(correct_per_class.sum())
+    scores = score_predictions(predicted, images.labels, num_classes=model.config.num_classes)
     return ClassifierResult(
         env_id=env_id,
         split=split,
-        n=n,
-        accuracy=correct / n,
-        ci95=wilson_interval(correct, n),
-        per_class=(correct_per_class.double() / seen_per_class.clamp(min=1).double()).tolist(),
+        n=scores.n,
+        accuracy=scores.accuracy,
+        ci95=scores.ci95,
+        per_class=scores.per_class,
         params=count_parameters(model),
-        images_per_second=n / max(elapsed, 1e-9),
+        images_per_second=scores.n / max(elapsed, 1e-9),
     )
 
 

@@ -6,8 +6,11 @@ Training goes through :class:`glimpse_env.wrappers.SB3VecEnv`: the native batche
 environment seen by SB3 as a ``VecEnv`` with one flat ``Box`` action (location, then one
 score per class; the label is the argmax, ties at the clipped maximum broken fairly, see
 :mod:`glimpse_env.wrappers`). Evaluation plays the first ``--eval-size``
-canvases of the test split in batches with ``reset(options={"indices": ...})`` and the
-deterministic policy, and prints the accuracy (the mean final reward).
+canvases of the test split with the deterministic policy through the project's evaluation
+protocol (:mod:`glimpse_env.evaluation`: batches of the native vector environment with
+``reset(options={"indices": ...})``) and prints the accuracy (the mean final reward).
+A saved model is evaluated the same way by
+``python -m glimpse_env.evaluate --env ID --policy sb3:RecurrentPPO:PATH``.
 
 PPO learns the label from a sparse end-of-episode reward alone, so it is far slower to
 learn than the RAM agent, whose classifier gets the supervised loss; this example shows
@@ -18,36 +21,21 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-from gymnasium.vector import AutoresetMode
 from sb3_contrib import RecurrentPPO
 from stable_baselines3.common.vec_env import VecMonitor
 
-from glimpse_env import GlimpseVectorEnv
-from glimpse_env.data import SPLIT_SIZES
+from glimpse_env.evaluation import SB3Policy
+from glimpse_env.evaluation import evaluate as evaluate_policy
 from glimpse_env.registration import ENV_SPECS
-from glimpse_env.wrappers import SB3VecEnv, split_flat_actions
+from glimpse_env.wrappers import SB3VecEnv
 
 
 def evaluate(model: RecurrentPPO, env_id: str, *, eval_size: int, batch: int) -> float:
-    """Accuracy of the deterministic policy on test canvases ``0 .. eval_size - 1``."""
-    kwargs = next(spec.kwargs for spec in ENV_SPECS if spec.env_id == env_id)
-    envs = GlimpseVectorEnv(batch, split="test", autoreset_mode=AutoresetMode.DISABLED, **kwargs)
-    num_classes = int(envs.single_action_space["label"].n)
-    correct = 0.0
-    for start in range(0, eval_size, batch):
-        indices = np.arange(start, start + batch) % SPLIT_SIZES["test"]
-        obs, _ = envs.reset(options={"indices": indices})
-        state, episode_start = None, np.ones(batch, dtype=bool)
-        terminated = np.zeros(batch, dtype=bool)
-        while not terminated.all():
-            actions, state = model.predict(obs, state=state, episode_start=episode_start, deterministic=True)
-            location, label = split_flat_actions(actions, num_classes)
-            obs, reward, terminated, _, _ = envs.step({"location": location, "label": label})
-            episode_start = np.zeros(batch, dtype=bool)
-        count = min(batch, eval_size - start)
-        correct += float(reward[:count].sum())
-    return correct / eval_size
+    """Accuracy of the deterministic policy on test canvases ``0 .. eval_size - 1``, by the
+    project's one evaluation protocol (:func:`glimpse_env.evaluation.evaluate`; the same as
+    ``python -m glimpse_env.evaluate --policy sb3:RecurrentPPO:PATH``)."""
+    policy = SB3Policy(model, action="flat", deterministic=True)
+    return evaluate_policy(policy, env_id, episodes=eval_size, num_envs=batch).accuracy
 
 
 def main(argv: list[str] | None = None) -> float:

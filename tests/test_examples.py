@@ -12,6 +12,7 @@ from PIL import Image
 
 from glimpse_env.data import load_split
 from glimpse_env.render import TRAIL_COLOUR
+from glimpse_env.wrappers import flat_action_space
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -63,6 +64,8 @@ def test_recurrent_ppo_example_trains_and_evaluates():
 
 class _Oracle:
     """Stands in for a trained model: puts the top score on the true class of each canvas."""
+
+    action_space = flat_action_space(10)
 
     def __init__(self, labels: np.ndarray, batch: int) -> None:
         self.labels, self.batch, self.batches = labels, batch, -1
