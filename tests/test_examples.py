@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -57,9 +58,22 @@ def test_vector_env_example_rejects_an_empty_batch():
         load("vector_env").main(["--num-envs", "0"])
 
 
-def test_recurrent_ppo_example_trains_and_evaluates():
-    accuracy = load("sb3_recurrent_ppo").main(["--num-envs", "8", "--timesteps", "200", "--eval-size", "40"])
-    assert 0.0 <= accuracy <= 1.0
+@pytest.mark.parametrize("action", ["flat", "multidiscrete"])
+def test_recurrent_ppo_example_trains_saves_and_evaluates(tmp_path, action):
+    run = tmp_path / action
+    argv = ["--num-envs", "8", "--timesteps", "200", "--eval-size", "40", "--eval-batch", "40"]
+    result = load("recurrent_ppo").main([*argv, "--action", action, "--run-dir", str(run)])
+    assert 0.0 <= result.accuracy <= 1.0 and result.n == 40
+    saved = json.loads((run / "results" / "test.json").read_text())
+    assert saved["accuracy"] == result.accuracy and saved["env_id"] == "GlimpseMNIST-v0"
+    assert saved["steps"] >= 200 and saved["hyperparameters"]["action"] == action
+    assert list(run.rglob("events.out.tfevents.*"))  # SB3's TensorBoard log
+    from sb3_contrib import RecurrentPPO
+
+    again = load("recurrent_ppo").evaluate(
+        RecurrentPPO.load(run / "model.zip"), "GlimpseMNIST-v0", eval_size=40, batch=40
+    )
+    assert again.accuracy == result.accuracy  # the saved model is the one scored
 
 
 class _Oracle:
@@ -83,12 +97,12 @@ class _Oracle:
 
 @pytest.mark.parametrize(("eval_size", "batch"), [(100, 50), (130, 50)])
 def test_example_evaluation_scores_an_oracle_perfectly(eval_size, batch):
-    example = load("sb3_recurrent_ppo")
+    example = load("recurrent_ppo")
     labels = load_split("mnist", "test").labels.numpy()
-    accuracy = example.evaluate(
+    result = example.evaluate(
         _Oracle(labels, batch), "GlimpseMNIST-Cluttered-v0", eval_size=eval_size, batch=batch
     )
-    assert accuracy == 1.0
+    assert result.accuracy == 1.0 and result.n == eval_size
 
 
 def test_main_job_runs():
