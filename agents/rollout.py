@@ -10,13 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import gymnasium as gym
 import torch
-from gymnasium.vector import AutoresetMode
 
 from agents.ram import RecurrentAttentionModel, sample_locations
 from glimpse_env import GlimpseVectorEnv
-from glimpse_env.registration import check_env_id
+from glimpse_env.evaluation import lockstep_vector_env as make_vector_env
 
 __all__ = ["Rollout", "make_vector_env", "play_episodes"]
 
@@ -37,27 +35,6 @@ class Rollout(NamedTuple):
     """``(B, T - 1)``: the baseline at the same steps."""
     locations: torch.Tensor
     """``(B, T, 2)``: where glimpses ``1 .. T`` were taken."""
-
-
-def make_vector_env(
-    env_id: str, num_envs: int, *, device: torch.device | str = "cpu", **env_kwargs: Any
-) -> GlimpseVectorEnv:
-    """The native vector environment of ``env_id`` with autoreset disabled (episodes run in lockstep)."""
-    check_env_id(env_id)
-    envs = gym.make_vec(
-        env_id,
-        num_envs=num_envs,
-        vectorization_mode="vector_entry_point",
-        device=device,
-        autoreset_mode=AutoresetMode.DISABLED,
-        **env_kwargs,
-    )
-    native = envs.unwrapped
-    if not isinstance(native, GlimpseVectorEnv):
-        raise TypeError(
-            f"{env_id!r} is not a glimpse environment (its vector env is {type(native).__name__})"
-        )
-    return native
 
 
 def play_episodes(

@@ -63,6 +63,7 @@ __all__ = [
     "Scores",
     "evaluate",
     "format_table",
+    "lockstep_vector_env",
     "monte_carlo_predictions",
     "sb3_action_form",
     "score_predictions",
@@ -402,12 +403,13 @@ def task_config(env_id: str, **env_kwargs: Any) -> TaskConfig:
     return TaskConfig.from_kwargs(settings, owner=env_id, others=_NON_TASK_KWARGS)
 
 
-def _make_envs(
-    env_id: str, num_envs: int, device: str | torch.device, env_kwargs: dict[str, Any]
+def lockstep_vector_env(
+    env_id: str, num_envs: int, *, device: str | torch.device = "cpu", **env_kwargs: Any
 ) -> GlimpseVectorEnv:
-    """The native vector environment of ``env_id``, autoreset disabled."""
+    """The native vector environment of ``env_id`` with autoreset disabled, so that its
+    episodes run in lockstep (what the evaluation and the RAM's training play on)."""
     envs = gym.make_vec(
-        env_id,
+        check_env_id(env_id),
         num_envs=num_envs,
         vectorization_mode="vector_entry_point",
         device=device,
@@ -551,7 +553,9 @@ def evaluate(
     for key in ("num_envs", "autoreset_mode", "vectorization_mode"):
         if key in env_kwargs:
             raise TypeError(f"evaluate sets {key} itself; drop it from the environment settings")
-    envs = _make_envs(env_id, max(1, num_envs // repeats) * repeats, device, {"split": split, **env_kwargs})
+    envs = lockstep_vector_env(
+        env_id, max(1, num_envs // repeats) * repeats, device=device, split=split, **env_kwargs
+    )
     total = envs.task.n_samples
     if total is None:
         raise ValueError(
@@ -562,7 +566,7 @@ def evaluate(
     per_batch = min(envs.num_envs // repeats, count)
     if per_batch * repeats != envs.num_envs:  # fewer canvases than one batch: a smaller environment
         envs.close()
-        envs = _make_envs(env_id, per_batch * repeats, device, {"split": split, **env_kwargs})
+        envs = lockstep_vector_env(env_id, per_batch * repeats, device=device, split=split, **env_kwargs)
     num_classes = envs.task.num_classes
     policy_name = name or getattr(policy, "name", None) or getattr(policy, "__name__", type(policy).__name__)
 
