@@ -76,6 +76,11 @@ def test_recurrent_ppo_example_trains_saves_and_evaluates(tmp_path, action):
     assert again.accuracy == result.accuracy  # the saved model is the one scored
 
 
+def test_custom_agent_learns_through_the_tensor_api():
+    reward = load("custom_agent").main(["--updates", "100", "--num-envs", "64", "--log-every", "20"])
+    assert reward > 0.4, reward  # chance is 0.1
+
+
 class _Oracle:
     """Stands in for a trained model: puts the top score on the true class of each canvas."""
 
