@@ -197,10 +197,7 @@ def load_model(
     config = state["config"]
     if "model" not in state or "model_config" not in state:
         raise CheckpointError(f"{path!r} is not a RAM checkpoint (no model in it)")
-    model_config = state["model_config"]
-    model = RecurrentAttentionModel(
-        ModelConfig(**{**model_config, "glimpse_shape": tuple(model_config["glimpse_shape"])})
-    ).to(device)
+    model = RecurrentAttentionModel(ModelConfig.from_dict(state["model_config"])).to(device)
     model.load_state_dict(state["model"])
     return model, config
 

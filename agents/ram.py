@@ -19,8 +19,9 @@ locations sent to the environment and their log-probabilities (see there for how
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -61,6 +62,11 @@ class ModelConfig:
     """``"rnn"`` (the paper's ``relu(W_i g + W_h h)``) or ``"lstm"``."""
     dropout: float = 0.0
     """Dropout on ``g_t`` and on ``h_T`` before the classifier, in training only (0: none)."""
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> ModelConfig:
+        """The configuration a checkpoint saved with ``dataclasses.asdict`` (its tuple back)."""
+        return cls(**{**saved, "glimpse_shape": tuple(saved["glimpse_shape"])})
 
     def __post_init__(self) -> None:
         if self.core not in ("rnn", "lstm"):

@@ -38,36 +38,23 @@ from agents.losses import ram_loss
 from agents.ram import ModelConfig, RecurrentAttentionModel
 from agents.rollout import make_vector_env, play_episodes
 from agents.runs import (
+    RESUMABLE,
     CheckpointError,
     RunFolderError,
     load_checkpoint,
     open_run,
     parse_args,
+    restore_torch_rng,
     resume_args,
     save_checkpoint,
     stop_reason,
+    torch_rng_state,
     use_data_dir,
     write_json,
 )
 from agents.visualize import trajectory_grid
 from glimpse_env.data import SPLIT_SIZES
 from glimpse_env.vector import check_device
-
-#: settings that may change when a run is resumed (everything else must match config.json)
-RESUMABLE = frozenset(
-    {
-        "epochs",
-        "device",
-        "data_dir",
-        "threads",
-        "eval_batch_size",
-        "image_every",
-        "resume",
-        "overwrite",
-        "progress",
-        "time_limit",
-    }
-)
 
 
 @dataclass
@@ -224,18 +211,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
     if args.resume is not None:
         state = load_checkpoint(checkpoints / "last.pt", map_location=device)
-        saved_model = {
-            **state["model_config"],
-            "glimpse_shape": tuple(state["model_config"]["glimpse_shape"]),
-        }
-        if state["config"]["env"] != args.env or ModelConfig(**saved_model) != mconfig:
+        if state["config"]["env"] != args.env or ModelConfig.from_dict(state["model_config"]) != mconfig:
             raise CheckpointError(f"{checkpoints / 'last.pt'} was made with another environment or model")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
+        restore_torch_rng(state, device)
         envs.np_random.bit_generator.state = state["env_rng"]
         start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
         history = state["history"]
@@ -252,8 +233,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "model_config": dataclasses.asdict(mconfig),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            **torch_rng_state(device),
             "env_rng": envs.np_random.bit_generator.state,
             "epoch": epoch,
             "best_val": best_val,

@@ -45,6 +45,7 @@ import torch
 
 __all__ = [
     "CONFIG_KEY",
+    "RESUMABLE",
     "CheckpointError",
     "RunFolderError",
     "explicit_fields",
@@ -52,9 +53,11 @@ __all__ = [
     "load_checkpoint",
     "open_run",
     "parse_args",
+    "restore_torch_rng",
     "resume_args",
     "save_checkpoint",
     "stop_reason",
+    "torch_rng_state",
     "use_data_dir",
     "write_json",
 ]
@@ -66,6 +69,23 @@ FORMAT_KEY = "format"
 FORMAT_VERSION = 1
 
 T = TypeVar("T")
+
+#: settings of a training run that ``--resume`` may change (every other one must match the
+#: run's config.json): the agents' and the baselines' scripts share them
+RESUMABLE = frozenset(
+    {
+        "epochs",
+        "device",
+        "data_dir",
+        "threads",
+        "eval_batch_size",
+        "image_every",
+        "resume",
+        "overwrite",
+        "progress",
+        "time_limit",
+    }
+)
 
 
 class RunFolderError(RuntimeError):
@@ -227,6 +247,22 @@ def stop_reason(
     if time_limit is not None and epoch > first_epoch and time.monotonic() - started > 60 * time_limit:
         return f"time limit: {time_limit} minutes of training spent after epoch {epoch - 1}"
     return None
+
+
+def torch_rng_state(device: torch.device) -> dict[str, Any]:
+    """torch's random streams, for a checkpoint: the CPU's (``torch_rng``) and, on a GPU,
+    the device's (``cuda_rng``; ``None`` elsewhere)."""
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+
+
+def restore_torch_rng(state: Mapping[str, Any], device: torch.device) -> None:
+    """Put back the streams :func:`torch_rng_state` saved in ``state``."""
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
 
 
 # ----------------------------------------------------------------------------- data

@@ -103,8 +103,7 @@ def load_baseline(
             f"{path!r} is not a baseline checkpoint (no baseline model in it); baselines.evaluate reads "
             f"checkpoints of python -m baselines.train (agents.evaluate reads the RAM's)"
         )
-    saved = state["model_config"]
-    model = model_from_config(BaselineConfig(**{**saved, "canvas_shape": tuple(saved["canvas_shape"])}))
+    model = model_from_config(BaselineConfig.from_dict(state["model_config"]))
     model.load_state_dict(state["model"])
     return model.to(device), state["config"]
 

@@ -25,8 +25,9 @@ defaults here are chosen so that on the 40x40 cluttered canvas the counts are 1.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -84,6 +85,11 @@ class BaselineConfig:
     """self_attention: width of the classifier's hidden layer."""
     dropout: float = 0.0
     """Dropout before the last layer (and on the attention weights), in training only."""
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> BaselineConfig:
+        """The configuration a checkpoint saved with ``dataclasses.asdict`` (its tuple back)."""
+        return cls(**{**saved, "canvas_shape": tuple(saved["canvas_shape"])})
 
     def __post_init__(self) -> None:
         if self.name not in MODEL_NAMES:

@@ -35,14 +35,17 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents.runs import (
+    RESUMABLE,
     CheckpointError,
     RunFolderError,
     load_checkpoint,
     open_run,
     parse_args,
+    restore_torch_rng,
     resume_args,
     save_checkpoint,
     stop_reason,
+    torch_rng_state,
     use_data_dir,
     write_json,
 )
@@ -64,22 +67,6 @@ from glimpse_env import CanvasSource
 from glimpse_env.data import SPLIT_SIZES
 from glimpse_env.registration import check_env_id
 from glimpse_env.vector import check_device
-
-#: settings that may change when a run is resumed (everything else must match config.json)
-RESUMABLE = frozenset(
-    {
-        "epochs",
-        "device",
-        "data_dir",
-        "threads",
-        "eval_batch_size",
-        "image_every",
-        "resume",
-        "overwrite",
-        "progress",
-        "time_limit",
-    }
-)
 
 
 @dataclass
@@ -207,17 +194,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
     if args.resume is not None:
         state = load_checkpoint(checkpoints / "last.pt", map_location=device)
-        saved = BaselineConfig(
-            **{**state["model_config"], "canvas_shape": tuple(state["model_config"]["canvas_shape"])}
-        )
-        if state["config"]["env"] != args.env or saved != mconfig:
+        if state["config"]["env"] != args.env or BaselineConfig.from_dict(state["model_config"]) != mconfig:
             raise CheckpointError(f"{checkpoints / 'last.pt'} was made with another environment or model")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"].cpu())
-        if device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
+        restore_torch_rng(state, device)
         canvas_rng.bit_generator.state = state["canvas_rng"]
         start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
         history = state["history"]
@@ -234,8 +216,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "model_config": dataclasses.asdict(mconfig),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            **torch_rng_state(device),
             "canvas_rng": canvas_rng.bit_generator.state,
             "epoch": epoch,
             "best_val": best_val,
