@@ -76,6 +76,36 @@ def test_recurrent_ppo_example_trains_saves_and_evaluates(tmp_path, action):
     assert again.accuracy == result.accuracy  # the saved model is the one scored
 
 
+def test_recurrent_ppo_example_resumes_and_refuses_to_overwrite(tmp_path, capsys):
+    example = load("recurrent_ppo")
+    run = tmp_path / "run"
+    argv = ["--num-envs", "8", "--eval-size", "16", "--eval-batch", "16", "--run-dir", str(run)]
+    example.main([*argv, "--timesteps", "200", "--checkpoint-every", "48"])
+    first = json.loads((run / "results" / "test.json").read_text())
+    with pytest.raises(SystemExit):  # the folder holds a run: neither --resume nor --overwrite
+        example.main([*argv, "--timesteps", "400"])
+    assert "pass --resume to continue it" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a resumed run keeps its settings
+        example.main([*argv, "--timesteps", "400", "--resume", "--learning-rate", "1e-3"])
+    assert "learning_rate=0.0003, not 0.001" in capsys.readouterr().err
+    example.main([*argv, "--timesteps", "400", "--resume"])
+    again = json.loads((run / "results" / "test.json").read_text())
+    assert first["steps"] < 400 <= again["steps"] < 400 + 8 * 24  # continued, to the next rollout's end
+    assert again["train_seconds"] > first["train_seconds"]  # the time of both calls
+    assert 0.0 <= again["val_accuracy"] <= 1.0 and again["val_n"] == 16
+
+
+def test_recurrent_ppo_example_stops_at_its_time_limit(tmp_path):
+    run = tmp_path / "run"
+    argv = ["--num-envs", "8", "--eval-size", "8", "--eval-batch", "8", "--run-dir", str(run)]
+    load("recurrent_ppo").main([*argv, "--timesteps", "10000000", "--time-limit", "0.001"])
+    saved = json.loads((run / "results" / "test.json").read_text())
+    # one rollout (4 episodes of 6 glimpses) and its update, then the first step of the next
+    # rollout sees the limit and learn() returns
+    assert saved["steps"] == 8 * 24 + 8
+    assert (run / "model.zip").is_file()
+
+
 def test_custom_agent_learns_through_the_tensor_api():
     reward = load("custom_agent").main(["--updates", "100", "--num-envs", "64", "--log-every", "20"])
     assert reward > 0.4, reward  # chance is 0.1

@@ -1,0 +1,210 @@
+"""The leaderboard: one table per environment, every agent scored by the evaluation protocol.
+
+    python benchmarks/leaderboard.py [--results results] [--commands]
+
+Reads the JSON files the programs wrote under ``results/`` (nothing is typed in by hand):
+
+- random policy: ``results/random/<env>.json``, from ``python -m glimpse_env.evaluate
+  --env ID --policy random --json ...``;
+- RecurrentPPO: ``results/rppo/<run>/test.json``, from ``examples/recurrent_ppo.py`` (the
+  deterministic policy, scored on the whole test split at the end of the run); for each
+  environment and action form the run with the best ``val_accuracy``;
+- RAM: the runs of :data:`RAM_RUNS` (the README's RAM table's best by ``val``), scored by
+  ``python -m agents.evaluate`` or at the end of ``python -m agents.ram_reinforce``;
+- the CNN and self-attention baselines: for each environment and model the fresh-canvas run
+  with the best ``val_accuracy`` under ``results/baselines/`` (as
+  ``benchmarks/baseline_results.py --best`` picks them). They see the whole canvas at once:
+  full-image references, not glimpse agents.
+
+Every accuracy is on the whole test split (10,000 canvases) with its 95% Wilson interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+
+import glimpse_env  # noqa: F401  (registers the environments)
+from glimpse_env.task import TaskConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baseline_results import best_by_val, load_runs
+
+ENVS = ("GlimpseMNIST-v0", "GlimpseMNIST-Cluttered-v0", "GlimpseMNIST-Fashion-v0")
+
+
+def glimpses(env_id: str) -> str:
+    """What an agent sees per episode of ``env_id`` (its registered defaults)."""
+    config = TaskConfig(**gym.spec(env_id).kwargs)
+    scales = "one" if config.n_scales == 1 else str(config.n_scales)
+    size = f"{config.patch_size}x{config.patch_size}"
+    return f"{config.n_glimpses} x {scales} {size} scale{'s' if config.n_scales > 1 else ''}"
+
+
+class RamRun(NamedTuple):
+    """A RAM row: the run folder under ``results/ram``, the result file, the training command."""
+
+    run: str
+    result: str
+    command: str
+
+
+#: The RAM rows, one per environment: the best by ``val`` of the README's RAM table.
+RAM_RUNS = {
+    "GlimpseMNIST-v0": RamRun(
+        "ram-mnist-rnn",
+        "test.json",
+        "python -m agents.ram_reinforce --env GlimpseMNIST-v0 --std 0.1 --epochs 400 --threads 1",
+    ),
+    "GlimpseMNIST-Cluttered-v0": RamRun(
+        "ram-cluttered-lstm",
+        "test_mc10.json",
+        "python -m agents.ram_reinforce --core lstm --std 0.1 --epochs 400 --threads 1",
+    ),
+    "GlimpseMNIST-Fashion-v0": RamRun(
+        "ram-fashion-lstm",
+        "test_mc10.json",
+        "python -m agents.ram_reinforce --env GlimpseMNIST-Fashion-v0 --core lstm --std 0.1 --epochs 400 "
+        "--threads 1",
+    ),
+}
+_EPOCH = re.compile(r"^epoch (\d+):.* ([\d.]+) s \(")
+_PARAMS = re.compile(r"([\d,]+) parameters")
+
+
+def _accuracy(result: dict[str, Any]) -> str:
+    low, high = result["ci95"]
+    return f"{result['accuracy']:.4f} ({low:.4f}-{high:.4f})"
+
+
+def _row(
+    agent: str, result: dict[str, Any], *, glimpses: str, params: str, budget: str, command: str
+) -> dict:
+    return {
+        "agent": agent,
+        "test accuracy (95% CI)": _accuracy(result),
+        "M": str(result.get("mc_samples") or 1),
+        "glimpses": glimpses,
+        "params": params,
+        "training": budget,
+        "command": command,
+    }
+
+
+def random_row(results: Path, env_id: str) -> dict | None:
+    path = results / "random" / f"{env_id}.json"
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    out = path.relative_to(results.parent)
+    command = f"python -m glimpse_env.evaluate --env {env_id} --policy random --json {out}"
+    return _row(
+        "random policy", result, glimpses=glimpses(env_id), params="0", budget="none", command=command
+    )
+
+
+def rppo_rows(results: Path, env_id: str) -> list[dict]:
+    best: dict[str, dict[str, Any]] = {}
+    for path in sorted((results / "rppo").glob("*/test.json")):
+        result = json.loads(path.read_text())
+        action = result["hyperparameters"]["action"]
+        if result["env_id"] == env_id and (
+            action not in best or result["val_accuracy"] > best[action]["val_accuracy"]
+        ):
+            best[action] = result
+    rows = []
+    for action in sorted(best):
+        result = best[action]
+        budget = f"{result['steps'] / 1e6:.2f}M steps, {result['train_seconds'] / 60:.0f} min"
+        rows.append(
+            _row(
+                f"RecurrentPPO, {action} actions",
+                result,
+                glimpses=glimpses(env_id),
+                params=f"{result['params']:,}",
+                budget=budget,
+                command=result["command"],
+            )
+        )
+    return rows
+
+
+def ram_row(results: Path, env_id: str) -> dict | None:
+    spec = RAM_RUNS.get(env_id)
+    if spec is None or not (results / "ram" / spec.run / spec.result).is_file():
+        return None
+    folder = results / "ram" / spec.run
+    result = json.loads((folder / spec.result).read_text())
+    result = result.get("test_mc10", result)  # the training script's own test holds M=1 and M=10
+    log = (folder / "train.log").read_text().splitlines()
+    epochs = [m for m in map(_EPOCH.match, log) if m]
+    params = next((m.group(1) for m in map(_PARAMS.search, log) if m), "?")
+    seconds = sum(float(m.group(2)) for m in epochs)
+    core = json.loads((folder / "config.json").read_text())["core"]
+    budget = f"{len(epochs)} epochs, {seconds / 60:.0f} min"
+    return _row(
+        f"RAM ({core} core)",
+        result,
+        glimpses=glimpses(env_id),
+        params=params,
+        budget=budget,
+        command=spec.command,
+    )
+
+
+def baseline_rows(results: Path, env_id: str) -> list[dict]:
+    rows = []
+    for run in best_by_val(load_runs(results / "baselines")):
+        if run["env"] != env_id or run["protocol"] != "fresh":
+            continue
+        result = json.loads((results / "baselines" / run["run"] / "test.json").read_text())
+        name = {"cnn": "CNN", "self_attention": "CNN + self-attention"}[run["model"]]
+        device = "H200" if run["device"] != "cpu" else "CPU"
+        budget = f"{result['epochs']} epochs, {result['train_seconds'] / 60:.0f} min ({device})"
+        rows.append(
+            _row(
+                name,
+                result,
+                glimpses="whole canvas",
+                params=run["params"],
+                budget=budget,
+                command=run["command"],
+            )
+        )
+    return rows
+
+
+def leaderboard(results: Path) -> dict[str, list[dict]]:
+    """For each environment of :data:`ENVS`, its rows in the README's order."""
+    tables = {}
+    for env_id in ENVS:
+        rows = [random_row(results, env_id), *rppo_rows(results, env_id), ram_row(results, env_id)]
+        tables[env_id] = [row for row in rows if row is not None] + baseline_rows(results, env_id)
+    return tables
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", default=str(Path(__file__).resolve().parents[1] / "results"))
+    parser.add_argument("--commands", action="store_true", help="a command column in the tables")
+    args = parser.parse_args()
+    columns = ["agent", "test accuracy (95% CI)", "M", "glimpses", "params", "training"]
+    if args.commands:
+        columns.append("command")
+    for env_id, rows in leaderboard(Path(args.results)).items():
+        print(f"\n#### `{env_id}`\n")
+        print("| " + " | ".join(columns) + " |")
+        print("|" + " --- |" * len(columns))
+        for row in rows:
+            cells = [f"`{row[c]}`" if c == "command" else row[c] for c in columns]
+            print("| " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
