@@ -66,6 +66,19 @@ def best_by_val(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [best[key] for key in sorted(best)]
 
 
+def print_table(rows: list[dict[str, Any]], columns: list[str], *, commands: bool = False) -> None:
+    """``rows`` as a markdown table of ``columns`` (floats to 4 decimals); with ``commands``,
+    each row's ``run: command`` under it."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
+    for row in rows:
+        cells = [f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        print("| " + " | ".join(cells) + " |")
+    if commands:
+        for row in rows:
+            print(f"{row['run']}: {row['command']}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1] / "results" / "baselines"))
@@ -77,14 +90,7 @@ def main() -> None:
     rows = load_runs(Path(args.root))
     if args.best:
         rows = best_by_val(rows)
-    print("| " + " | ".join(COLUMNS) + " |")
-    print("|" + " --- |" * len(COLUMNS))
-    for row in rows:
-        cells = [f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS]
-        print("| " + " | ".join(cells) + " |")
-    if args.commands:
-        for row in rows:
-            print(f"{row['run']}: {row['command']}")
+    print_table(rows, COLUMNS, commands=args.commands)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,15 @@ from glimpse_env.wrappers import ACTION_KINDS, DEFAULT_GRID, SB3VecEnv
 MODEL_FILE = "model.zip"
 SETTINGS_FILE = "settings.json"
 #: Settings a resumed run may change; every other one must match the run folder's.
+#: Defaults that differ between the action forms, from the sweep in the README
+#: (``results/rppo/sweep.json``): the multidiscrete policy's categorical heads collapse
+#: without an entropy bonus, and one-step advantages (lambda 0) stop its class choices on
+#: the steps before the last from sharing the final reward; the flat Gaussian policy
+#: learned best with neither.
+TUNED = {
+    "multidiscrete": {"ent_coef": 0.01, "gae_lambda": 0.0},
+    "flat": {"ent_coef": 0.0, "gae_lambda": 0.95},
+}
 RESUMABLE = ("timesteps", "time_limit", "checkpoint_every", "eval_size", "eval_batch", "threads", "resume")
 
 
@@ -108,14 +117,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rollout-episodes", type=int, default=4, help="whole episodes per env per rollout")
     parser.add_argument("--batch-size", type=int, default=512, help="minibatch of PPO's updates")
     parser.add_argument("--n-epochs", type=int, default=4, help="PPO epochs per rollout")
-    parser.add_argument("--learning-rate", type=float, default=3e-4)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument(
         "--lr-schedule", default="constant", choices=("constant", "linear"), help="linear: decay to 0"
     )
     parser.add_argument("--gamma", type=float, default=1.0, help="discount (episodes have a fixed length)")
-    parser.add_argument("--gae-lambda", type=float, default=0.95)
+    parser.add_argument(
+        "--gae-lambda", type=float, default=None, help="GAE's lambda (default: 0 multidiscrete, 0.95 flat)"
+    )
     parser.add_argument("--clip-range", type=float, default=0.2)
-    parser.add_argument("--ent-coef", type=float, default=0.0)
+    parser.add_argument(
+        "--target-kl", type=float, default=None, help="end a rollout's epochs once the KL passes 1.5x this"
+    )
+    parser.add_argument(
+        "--ent-coef", type=float, default=None, help="entropy bonus (default: 0.01 multidiscrete, 0 flat)"
+    )
     parser.add_argument("--vf-coef", type=float, default=0.5)
     parser.add_argument("--lstm-hidden", type=int, default=256, help="hidden size of the LSTM")
     parser.add_argument(
@@ -135,6 +151,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--num-envs, --timesteps, --rollout-episodes and --checkpoint-every must be positive")
     if args.time_limit is not None and args.time_limit <= 0:
         parser.error(f"--time-limit must be a positive number of minutes, got {args.time_limit}")
+    tuned = TUNED[args.action]  # what the README's sweep found for this action form
+    args.gae_lambda = tuned["gae_lambda"] if args.gae_lambda is None else args.gae_lambda
+    args.ent_coef = tuned["ent_coef"] if args.ent_coef is None else args.ent_coef
     try:
         args.net_arch = [int(w) for w in args.net_arch.split(",") if w.strip()]
     except ValueError:
@@ -191,6 +210,7 @@ def main(argv: list[str] | None = None) -> EvaluationResult:
             gamma=args.gamma,
             gae_lambda=args.gae_lambda,
             clip_range=args.clip_range,
+            target_kl=args.target_kl,
             ent_coef=args.ent_coef,
             vf_coef=args.vf_coef,
             policy_kwargs={"lstm_hidden_size": args.lstm_hidden, "net_arch": args.net_arch},

@@ -86,13 +86,22 @@ def test_recurrent_ppo_example_resumes_and_refuses_to_overwrite(tmp_path, capsys
         example.main([*argv, "--timesteps", "400"])
     assert "pass --resume to continue it" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # a resumed run keeps its settings
-        example.main([*argv, "--timesteps", "400", "--resume", "--learning-rate", "1e-3"])
-    assert "learning_rate=0.0003, not 0.001" in capsys.readouterr().err
+        example.main([*argv, "--timesteps", "400", "--resume", "--learning-rate", "3e-4"])
+    assert "learning_rate=0.001, not 0.0003" in capsys.readouterr().err
     example.main([*argv, "--timesteps", "400", "--resume"])
     again = json.loads((run / "results" / "test.json").read_text())
     assert first["steps"] < 400 <= again["steps"] < 400 + 8 * 24  # continued, to the next rollout's end
     assert again["train_seconds"] > first["train_seconds"]  # the time of both calls
     assert 0.0 <= again["val_accuracy"] <= 1.0 and again["val_n"] == 16
+
+
+def test_recurrent_ppo_example_defaults_follow_the_action_form():
+    example = load("recurrent_ppo")
+    multidiscrete = example.parse(["--action", "multidiscrete"])
+    flat = example.parse(["--action", "flat"])
+    assert (multidiscrete.ent_coef, multidiscrete.gae_lambda) == (0.01, 0.0)
+    assert (flat.ent_coef, flat.gae_lambda) == (0.0, 0.95)
+    assert example.parse(["--action", "flat", "--ent-coef", "0.02"]).ent_coef == 0.02  # a flag wins
 
 
 def test_recurrent_ppo_example_stops_at_its_time_limit(tmp_path):
