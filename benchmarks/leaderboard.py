@@ -121,7 +121,7 @@ def rppo_rows(results: Path, env_id: str) -> list[dict]:
     rows = []
     for action in sorted(best):
         result = best[action]
-        budget = f"{result['steps'] / 1e6:.2f}M steps, {result['train_seconds'] / 60:.0f} min"
+        budget = f"{result['steps'] / 1e6:.2f}M steps, {result['train_seconds'] / 60:.0f} min (CPU)"
         rows.append(
             _row(
                 f"RecurrentPPO, {action} actions",
@@ -146,10 +146,11 @@ def ram_row(results: Path, env_id: str) -> dict | None:
     epochs = [m for m in map(_EPOCH.match, log) if m]
     params = next((m.group(1) for m in map(_PARAMS.search, log) if m), "?")
     seconds = sum(float(m.group(2)) for m in epochs)
-    core = json.loads((folder / "config.json").read_text())["core"]
-    budget = f"{len(epochs)} epochs, {seconds / 60:.0f} min"
+    config = json.loads((folder / "config.json").read_text())
+    device = "CPU" if config.get("device", "cpu") == "cpu" else "H200"
+    budget = f"{len(epochs)} epochs, {seconds / 60:.0f} min ({device})"
     return _row(
-        f"RAM ({core} core)",
+        f"RAM ({config['core']} core)",
         result,
         glimpses=glimpses(env_id),
         params=params,

@@ -244,8 +244,12 @@ def main(argv: list[str] | None = None) -> EvaluationResult:
         results = run_dir / "results"
         earlier = results / "test.json"
         seconds = train_seconds
-        if args.resume and earlier.exists():
-            seconds += json.loads(earlier.read_text()).get("train_seconds", 0.0)
+        command = "python examples/recurrent_ppo.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        commands = [command]
+        if args.resume and earlier.exists():  # the run's earlier calls: their time and commands
+            before = json.loads(earlier.read_text())
+            seconds += before.get("train_seconds", 0.0)
+            commands = [*before.get("commands", [before["command"]]), command]
         record = {
             **result.as_dict(),
             "val_accuracy": val.accuracy,
@@ -255,7 +259,8 @@ def main(argv: list[str] | None = None) -> EvaluationResult:
             "steps_per_second": model.num_timesteps / seconds if seconds > 0 else None,
             "params": sum(p.numel() for p in model.policy.parameters()),
             "hyperparameters": vars(args),
-            "command": "python examples/recurrent_ppo.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": " && ".join(commands),
+            "commands": commands,
         }
         results.mkdir(parents=True, exist_ok=True)
         (results / "test.json").write_text(json.dumps(record, indent=2, default=str) + "\n")

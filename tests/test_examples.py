@@ -92,6 +92,8 @@ def test_recurrent_ppo_example_resumes_and_refuses_to_overwrite(tmp_path, capsys
     again = json.loads((run / "results" / "test.json").read_text())
     assert first["steps"] < 400 <= again["steps"] < 400 + 8 * 24  # continued, to the next rollout's end
     assert again["train_seconds"] > first["train_seconds"]  # the time of both calls
+    assert again["commands"] == [first["command"], again["commands"][1]]  # and both commands
+    assert again["commands"][1].endswith("--resume") and again["command"] == " && ".join(again["commands"])
     assert 0.0 <= again["val_accuracy"] <= 1.0 and again["val_n"] == 16
 
 

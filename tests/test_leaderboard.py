@@ -97,10 +97,10 @@ def test_rows_come_from_the_files_and_are_chosen_on_val(tmp_path):
     ]
     by_agent = {row["agent"]: row for row in rows}
     assert by_agent["RecurrentPPO, multidiscrete actions"]["test accuracy (95% CI)"].startswith("0.7000")
-    assert by_agent["RecurrentPPO, flat actions"]["training"] == "2.00M steps, 10 min"
+    assert by_agent["RecurrentPPO, flat actions"]["training"] == "2.00M steps, 10 min (CPU)"
     ram_row = by_agent["RAM (rnn core)"]
     assert ram_row["test accuracy (95% CI)"] == "0.9700 (0.9600-0.9800)" and ram_row["M"] == "10"
-    assert ram_row["params"] == "209,677" and ram_row["training"] == "2 epochs, 2 min"
+    assert ram_row["params"] == "209,677" and ram_row["training"] == "2 epochs, 2 min (CPU)"
     assert by_agent["CNN"]["command"].endswith("--val 0.99")  # best val, fresh canvases only
     assert by_agent["random policy"]["glimpses"] == "6 x one 8x8 scale"
 
