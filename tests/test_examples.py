@@ -109,7 +109,7 @@ def test_recurrent_ppo_example_defaults_follow_the_action_form():
 def test_recurrent_ppo_example_stops_at_its_time_limit(tmp_path):
     run = tmp_path / "run"
     argv = ["--num-envs", "8", "--eval-size", "8", "--eval-batch", "8", "--run-dir", str(run)]
-    load("recurrent_ppo").main([*argv, "--timesteps", "10000000", "--time-limit", "0.001"])
+    load("recurrent_ppo").main([*argv, "--timesteps", "10000000", "--time-limit", "1e-9"])
     saved = json.loads((run / "results" / "test.json").read_text())
     # one rollout (4 episodes of 6 glimpses) and its update, then the first step of the next
     # rollout sees the limit and learn() returns
