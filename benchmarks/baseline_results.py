@@ -56,11 +56,14 @@ def load_runs(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def best_by_val(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """For each (env, protocol, model): the run with the highest validation accuracy."""
-    best: dict[tuple[str, str, str], dict[str, Any]] = {}
+def best_by_val(
+    rows: list[dict[str, Any]], fields: tuple[str, ...] = ("env", "protocol", "model")
+) -> list[dict[str, Any]]:
+    """For each combination of ``fields``: the row with the highest ``row["val"]`` (the
+    first of equals), in the order of the combinations."""
+    best: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
-        key = (row["env"], row["protocol"], row["model"])
+        key = tuple(row[field] for field in fields)
         if key not in best or row["val"] > best[key]["val"]:
             best[key] = row
     return [best[key] for key in sorted(best)]

@@ -34,7 +34,7 @@ import glimpse_env  # noqa: F401  (registers the environments)
 from glimpse_env.task import TaskConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline_results import best_by_val, load_runs
+from baseline_results import best_by_val, load_runs, print_table
 
 ENVS = ("GlimpseMNIST-v0", "GlimpseMNIST-Cluttered-v0", "GlimpseMNIST-Fashion-v0")
 
@@ -110,17 +110,15 @@ def random_row(results: Path, env_id: str) -> dict | None:
 
 
 def rppo_rows(results: Path, env_id: str) -> list[dict]:
-    best: dict[str, dict[str, Any]] = {}
+    runs = []
     for path in sorted((results / "rppo").glob("*/test.json")):
         result = json.loads(path.read_text())
-        action = result["hyperparameters"]["action"]
-        if result["env_id"] == env_id and (
-            action not in best or result["val_accuracy"] > best[action]["val_accuracy"]
-        ):
-            best[action] = result
+        if result["env_id"] == env_id:
+            action = result["hyperparameters"]["action"]
+            runs.append({"action": action, "val": result["val_accuracy"], "result": result})
     rows = []
-    for action in sorted(best):
-        result = best[action]
+    for run in best_by_val(runs, fields=("action",)):
+        action, result = run["action"], run["result"]
         budget = f"{result['steps'] / 1e6:.2f}M steps, {result['train_seconds'] / 60:.0f} min (CPU)"
         rows.append(
             _row(
@@ -200,11 +198,7 @@ def main() -> None:
         columns.append("command")
     for env_id, rows in leaderboard(Path(args.results)).items():
         print(f"\n#### `{env_id}`\n")
-        print("| " + " | ".join(columns) + " |")
-        print("|" + " --- |" * len(columns))
-        for row in rows:
-            cells = [f"`{row[c]}`" if c == "command" else row[c] for c in columns]
-            print("| " + " | ".join(cells) + " |")
+        print_table([{**row, "command": f"`{row['command']}`"} for row in rows], columns)
 
 
 if __name__ == "__main__":

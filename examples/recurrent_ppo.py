@@ -49,9 +49,8 @@ from glimpse_env.wrappers import ACTION_KINDS, DEFAULT_GRID, SB3VecEnv
 
 MODEL_FILE = "model.zip"
 SETTINGS_FILE = "settings.json"
-#: Settings a resumed run may change; every other one must match the run folder's.
 #: Defaults that differ between the action forms, from the sweep in the README
-#: (``results/rppo/sweep.json``): the multidiscrete policy's categorical heads collapse
+#: (``results/rppo/sweep/``): the multidiscrete policy's categorical heads collapse
 #: without an entropy bonus, and one-step advantages (lambda 0) stop its class choices on
 #: the steps before the last from sharing the final reward; the flat Gaussian policy
 #: learned best with neither.
@@ -59,7 +58,17 @@ TUNED = {
     "multidiscrete": {"ent_coef": 0.01, "gae_lambda": 0.0},
     "flat": {"ent_coef": 0.0, "gae_lambda": 0.95},
 }
-RESUMABLE = ("timesteps", "time_limit", "checkpoint_every", "eval_size", "eval_batch", "threads", "resume")
+#: Settings a resumed run may change; every other one must match the run folder's.
+RESUMABLE = (
+    "timesteps",
+    "time_limit",
+    "checkpoint_every",
+    "eval_size",
+    "eval_batch",
+    "threads",
+    "resume",
+    "overwrite",
+)
 
 
 def evaluate(
@@ -81,14 +90,15 @@ def save_model(model: Any, run_dir: Path) -> None:
 
 
 class Checkpoints(BaseCallback):
-    """Saves the model every ``every`` steps (at the end of a rollout, so a resumed run
-    starts on whole episodes) and stops learning once ``time_limit`` seconds have passed."""
+    """Saves the model every ``every`` steps counted from step ``saved_at`` (at the end of a
+    rollout, so a resumed run starts on whole episodes) and stops learning once
+    ``time_limit`` seconds have passed."""
 
-    def __init__(self, run_dir: Path | None, *, every: int, time_limit: float | None) -> None:
+    def __init__(self, run_dir: Path | None, *, every: int, time_limit: float | None, saved_at: int) -> None:
         super().__init__()
         self.run_dir, self.every, self.time_limit = run_dir, every, time_limit
         self.start = time.perf_counter()
-        self.saved_at = 0
+        self.saved_at = saved_at
         self.out_of_time = False
 
     def _on_step(self) -> bool:
@@ -175,7 +185,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--resume: no {MODEL_FILE} in {run_dir}; start the run without --resume")
         saved = json.loads((run_dir / SETTINGS_FILE).read_text())
         for key, value in vars(args).items():
-            if key not in RESUMABLE and key != "overwrite" and saved.get(key) != value:
+            if key not in RESUMABLE and saved.get(key) != value:
                 parser.error(
                     f"--resume: {run_dir} was trained with {key}={saved.get(key)!r}, not {value!r}; "
                     "drop the flag or start a new run"
@@ -223,8 +233,9 @@ def main(argv: list[str] | None = None) -> EvaluationResult:
         if not args.resume:
             (run_dir / SETTINGS_FILE).write_text(json.dumps(vars(args), indent=2) + "\n")
     limit = None if args.time_limit is None else args.time_limit * 60
-    callback = Checkpoints(run_dir, every=args.checkpoint_every, time_limit=limit)
-    callback.saved_at = model.num_timesteps
+    callback = Checkpoints(
+        run_dir, every=args.checkpoint_every, time_limit=limit, saved_at=model.num_timesteps
+    )
     start = time.perf_counter()
     remaining = max(args.timesteps - model.num_timesteps, 0)
     if remaining:
