@@ -24,7 +24,14 @@ import torch
 from torch.nn import functional as F
 
 from agents.ram import ModelConfig, RecurrentAttentionModel, RecurrentState, sample_locations
-from agents.runs import CheckpointError, load_checkpoint, parse_args, use_data_dir, write_json
+from agents.runs import (
+    CheckpointError,
+    inference_weights,
+    load_checkpoint,
+    parse_args,
+    use_data_dir,
+    write_json,
+)
 from glimpse_env.env import ObsType
 from glimpse_env.evaluation import (
     DEFAULT_NUM_ENVS,
@@ -198,7 +205,7 @@ def load_model(
     if "model" not in state or "model_config" not in state:
         raise CheckpointError(f"{path!r} is not a RAM checkpoint (no model in it)")
     model = RecurrentAttentionModel(ModelConfig.from_dict(state["model_config"])).to(device)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(inference_weights(state))
     return model, config
 
 

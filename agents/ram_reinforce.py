@@ -38,9 +38,11 @@ from agents.losses import ram_loss
 from agents.ram import ModelConfig, RecurrentAttentionModel
 from agents.rollout import make_vector_env, play_episodes
 from agents.runs import (
+    AVERAGE_KEY,
     RESUMABLE,
     CheckpointError,
     RunFolderError,
+    inference_weights,
     load_checkpoint,
     open_run,
     parse_args,
@@ -50,6 +52,7 @@ from agents.runs import (
     stop_reason,
     torch_rng_state,
     use_data_dir,
+    weight_average,
     write_json,
 )
 from agents.visualize import trajectory_grid
@@ -108,6 +111,9 @@ class Args:
     """dropout on g_t and on the last hidden state before the classifier (regularises a small --train-size)"""
     weight_decay: float = 0.0
     """decoupled weight decay (AdamW when > 0 with adam; L2 with sgd)"""
+    ema: float = 0.0
+    """decay of an exponential moving average of the weights, updated after every update; the average is
+    what validation selects on and what the test plays (0: none; e.g. 0.999)"""
     val_mc_samples: int = 1
     """Monte Carlo samples per image in the validation after every epoch"""
     test_mc_samples: int = 10
@@ -185,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     # ---------------------------------------------------------------- model
     mconfig = model_config(args, envs)
     model = RecurrentAttentionModel(mconfig).to(device)
+    average = weight_average(model, args.ema)
+    evaluated = model if average is None else average.module  # what validation and the pictures play
     optimizer: torch.optim.Optimizer
     if args.optimizer == "adam":
         optimizer = torch.optim.AdamW(
@@ -214,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if state["config"]["env"] != args.env or ModelConfig.from_dict(state["model_config"]) != mconfig:
             raise CheckpointError(f"{checkpoints / 'last.pt'} was made with another environment or model")
         model.load_state_dict(state["model"])
+        if average is not None:
+            average.load_state_dict(state[AVERAGE_KEY])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         restore_torch_rng(state, device)
@@ -230,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     def checkpoint_state(epoch: int) -> dict[str, Any]:
         return {
             "model": model.state_dict(),
+            AVERAGE_KEY: None if average is None else average.state_dict(),
             "model_config": dataclasses.asdict(mconfig),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -287,13 +298,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             if args.max_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
+            if average is not None:
+                average.update_parameters(model)
             sums += torch.stack([*(t.detach() for t in losses), rollout.reward.mean()]).double()
         bar.close()
         seconds = time.perf_counter() - start
         means = (sums / updates_per_epoch).tolist()
         val_generator = torch.Generator(device=device).manual_seed(args.seed)
         val = evaluate_model(
-            model,
+            evaluated,
             args.env,
             split="val",
             mc_samples=args.val_mc_samples,
@@ -319,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         writer.add_scalar("charts/learning_rate", lr, step)
         writer.add_scalar("charts/images_per_second", images_per_second, step)
         if args.image_every and (epoch % args.image_every == 0 or epoch == 1):
-            picture = trajectory_grid(model, args.env, std=args.std, count=8, device=device)
+            picture = trajectory_grid(evaluated, args.env, std=args.std, count=8, device=device)
             writer.add_image("charts/glimpses", picture, step, dataformats="HWC")
         history.append(
             {
@@ -344,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     # ---------------------------------------------------------------- test, once, with the best checkpoint
     best = load_checkpoint(checkpoints / "best.pt", map_location=device)
-    model.load_state_dict(best["model"])
+    model.load_state_dict(inference_weights(best))
     results: dict[str, Any] = {
         "env_id": args.env,
         "best_epoch": best["epoch"],

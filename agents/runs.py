@@ -42,14 +42,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 __all__ = [
+    "AVERAGE_KEY",
     "CONFIG_KEY",
     "RESUMABLE",
     "CheckpointError",
     "RunFolderError",
     "explicit_fields",
     "field_docs",
+    "inference_weights",
     "load_checkpoint",
     "open_run",
     "parse_args",
@@ -59,6 +62,7 @@ __all__ = [
     "stop_reason",
     "torch_rng_state",
     "use_data_dir",
+    "weight_average",
     "write_json",
 ]
 
@@ -263,6 +267,39 @@ def restore_torch_rng(state: Mapping[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch_rng"].cpu())
     if device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
+
+
+# ----------------------------------------------------------------------------- weight averages
+#: key of a checkpoint's weight average (``None`` when the run keeps none)
+AVERAGE_KEY = "weight_average"
+
+
+def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None:
+    r"""An exponential moving average of ``model``'s weights (``None`` when ``decay`` is 0).
+
+    After every optimiser step the caller calls ``average.update_parameters(model)``:
+    ``theta_avg <- decay * theta_avg + (1 - decay) * theta`` (the first call copies
+    ``theta``). The average, not the trained weights, is what validation selects on, what
+    the test scores and what the evaluation scripts load (:func:`inference_weights`): it
+    smooths out the last updates' noise at no cost in training. PyTorch's own
+    :class:`torch.optim.swa_utils.AveragedModel`; a checkpoint stores its ``state_dict()``
+    under :data:`AVERAGE_KEY`, so a resumed run continues the same average.
+    """
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"--ema must be in [0, 1) (0: no weight average; e.g. 0.999), got {decay}")
+    if decay == 0.0:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def inference_weights(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint is evaluated with: its weight average if the run kept one
+    (see :func:`weight_average`), else the trained weights (``state["model"]``)."""
+    average = state.get(AVERAGE_KEY)
+    if average is None:
+        return dict(state["model"])
+    prefix = "module."
+    return {name[len(prefix) :]: tensor for name, tensor in average.items() if name.startswith(prefix)}
 
 
 # ----------------------------------------------------------------------------- data

@@ -17,7 +17,14 @@ from typing import Any, NamedTuple
 
 import torch
 
-from agents.runs import CheckpointError, load_checkpoint, parse_args, use_data_dir, write_json
+from agents.runs import (
+    CheckpointError,
+    inference_weights,
+    load_checkpoint,
+    parse_args,
+    use_data_dir,
+    write_json,
+)
 from baselines.models import (
     BaselineConfig,
     SelfAttentionCNN,
@@ -104,7 +111,7 @@ def load_baseline(
             f"checkpoints of python -m baselines.train (agents.evaluate reads the RAM's)"
         )
     model = model_from_config(BaselineConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state["model"])
+    model.load_state_dict(inference_weights(state))
     return model.to(device), state["config"]
 
 

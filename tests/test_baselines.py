@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.runs import CheckpointError, RunFolderError, load_checkpoint
+from agents.runs import AVERAGE_KEY, CheckpointError, RunFolderError, inference_weights, load_checkpoint
 from baselines import evaluate, train, visualize
 from baselines.models import (
     BaselineConfig,
@@ -161,7 +161,12 @@ def test_short_training_beats_chance_by_far(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "extra", [(), ("--train-size", "1024", "--model", "self_attention", "--dropout", "0.3")]
+    "extra",
+    [
+        (),
+        ("--train-size", "1024", "--model", "self_attention", "--dropout", "0.3"),
+        ("--ema", "0.9"),
+    ],
 )
 def test_resume_is_bit_identical_to_a_straight_run(tmp_path: Path, extra: tuple[str, ...]) -> None:
     fit(tmp_path, "--epochs", "2", *extra, name="straight")
@@ -172,7 +177,32 @@ def test_resume_is_bit_identical_to_a_straight_run(tmp_path: Path, extra: tuple[
     assert a["epoch"] == b["epoch"] == 2
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
+    assert (a[AVERAGE_KEY] is None) == ("--ema" not in extra)
+    for name, tensor in (a[AVERAGE_KEY] or {}).items():  # the weight average continues too
+        assert torch.equal(tensor, b[AVERAGE_KEY][name]), name
     assert [h["val_accuracy"] for h in a["history"]] == [h["val_accuracy"] for h in b["history"]]
+
+
+def test_the_weight_average_is_what_is_validated_and_tested(tmp_path: Path) -> None:
+    results = fit(tmp_path, "--epochs", "1", "--ema", "0.99", name="ema")
+    best = load_checkpoint(tmp_path / "ema" / "checkpoints" / "best.pt")
+    averaged = inference_weights(best)
+    assert averaged.keys() == best["model"].keys()
+    assert any(not torch.equal(averaged[name], best["model"][name]) for name in averaged)
+    # the evaluation script loads the average, and scores what the training run's test scored
+    assert (
+        evaluate.main(["--checkpoint", str(tmp_path / "ema" / "checkpoints" / "best.pt")]).accuracy
+        == (results["accuracy"])
+    )
+    assert (
+        evaluate.main(
+            ["--checkpoint", str(tmp_path / "ema" / "checkpoints" / "best.pt"), "--split", "val"]
+        ).accuracy
+        == (best["best_val"])
+    )
+    with pytest.raises(ValueError, match="--ema must be in"):
+        fit(tmp_path, "--ema", "1.0", name="bad-ema")
+    assert not (tmp_path / "bad-ema").exists()
 
 
 def test_time_limit_stops_after_an_epoch_and_still_tests(tmp_path: Path) -> None:

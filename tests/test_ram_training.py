@@ -11,7 +11,7 @@ import torch
 from agents import evaluate, ram_reinforce, visualize
 from agents.ram_reinforce import TrainingDiverged
 from agents.rollout import make_vector_env, play_episodes
-from agents.runs import CheckpointError, RunFolderError, load_checkpoint
+from agents.runs import AVERAGE_KEY, CheckpointError, RunFolderError, inference_weights, load_checkpoint
 
 TINY = [
     "--episodes-per-epoch",
@@ -102,15 +102,28 @@ def test_short_training_on_mnist_beats_chance_by_far(tmp_path: Path) -> None:
     assert "charts/glimpses" in tags["images"]
 
 
-def test_resume_is_bit_identical_to_a_straight_run(tmp_path: Path) -> None:
-    run(tmp_path, "--epochs", "2", name="straight")
-    run(tmp_path, "--epochs", "1", name="split")
+@pytest.mark.parametrize("extra", [(), ("--ema", "0.9")])
+def test_resume_is_bit_identical_to_a_straight_run(tmp_path: Path, extra: tuple[str, ...]) -> None:
+    run(tmp_path, "--epochs", "2", *extra, name="straight")
+    run(tmp_path, "--epochs", "1", *extra, name="split")
     ram_reinforce.main(["--resume", str(tmp_path / "split"), "--epochs", "2", "--no-progress"])
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
     assert a["epoch"] == b["epoch"] == 2
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
+    assert (a[AVERAGE_KEY] is None) == (not extra)
+    for name, tensor in (a[AVERAGE_KEY] or {}).items():  # the weight average continues too
+        assert torch.equal(tensor, b[AVERAGE_KEY][name]), name
+    if extra:  # validation played the average: the evaluation script, which loads it, agrees
+        best = tmp_path / "straight" / "checkpoints" / "best.pt"
+        state = load_checkpoint(best)
+        weights = inference_weights(state)
+        assert not torch.equal(weights["core.cell.weight_ih"], state["model"]["core.cell.weight_ih"])
+        again = evaluate.main(
+            ["--checkpoint", str(best), "--split", "val", "--mc-samples", "1", "--seed", "1"]
+        )
+        assert again.accuracy == state["best_val"]
 
 
 def test_resume_with_a_fixed_training_set(tmp_path: Path) -> None:

@@ -1,0 +1,43 @@
+"""The shared run-folder module's weight average (agents.runs.weight_average)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from agents.runs import AVERAGE_KEY, inference_weights, weight_average
+
+
+def test_weight_average_is_the_exponential_moving_average_written_naively() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    decay = 0.7
+    average = weight_average(model, decay)
+    assert average is not None
+    expected: dict[str, torch.Tensor] = {}
+    for _ in range(5):
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(torch.randn_like(parameter))
+        average.update_parameters(model)
+        for name, value in model.state_dict().items():  # the first update copies the weights
+            before = expected.get(name)
+            expected[name] = value.clone() if before is None else decay * before + (1 - decay) * value
+    state = {"model": model.state_dict(), AVERAGE_KEY: average.state_dict()}
+    weights = inference_weights(state)
+    assert weights.keys() == expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(weights[name], value)
+    fresh = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    fresh.load_state_dict(weights)  # loads into the plain model
+    assert inference_weights({"model": model.state_dict(), AVERAGE_KEY: None}).keys() == expected.keys()
+    assert torch.equal(inference_weights({"model": model.state_dict()})["0.weight"], model[0].weight)
+
+
+def test_weight_average_off_and_bad_decays() -> None:
+    model = nn.Linear(2, 2)
+    assert weight_average(model, 0.0) is None
+    for decay in (-0.1, 1.0, 2.0):
+        with pytest.raises(ValueError, match=r"--ema must be in \[0, 1\)"):
+            weight_average(model, decay)
