@@ -42,6 +42,7 @@ from agents.runs import (
     RESUMABLE,
     CheckpointError,
     RunFolderError,
+    evaluated_model,
     inference_weights,
     load_checkpoint,
     open_run,
@@ -192,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     mconfig = model_config(args, envs)
     model = RecurrentAttentionModel(mconfig).to(device)
     average = weight_average(model, args.ema)
-    evaluated = model if average is None else average.module  # what validation and the pictures play
+    evaluated = evaluated_model(model, average)  # what validation and the pictures play
     optimizer: torch.optim.Optimizer
     if args.optimizer == "adam":
         optimizer = torch.optim.AdamW(

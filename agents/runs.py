@@ -50,6 +50,7 @@ __all__ = [
     "RESUMABLE",
     "CheckpointError",
     "RunFolderError",
+    "evaluated_model",
     "explicit_fields",
     "field_docs",
     "inference_weights",
@@ -290,6 +291,15 @@ def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None
     if decay == 0.0:
         return None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+M = TypeVar("M", bound=torch.nn.Module)
+
+
+def evaluated_model(model: M, average: AveragedModel | None) -> M:
+    """The model validation, pictures and test use: the weight average's copy of ``model``
+    (see :func:`weight_average`), or ``model`` itself when the run keeps no average."""
+    return model if average is None else typing.cast(M, average.module)
 
 
 def inference_weights(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -39,6 +39,7 @@ from agents.runs import (
     RESUMABLE,
     CheckpointError,
     RunFolderError,
+    evaluated_model,
     inference_weights,
     load_checkpoint,
     open_run,
@@ -189,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     model = model_from_config(mconfig).to(device)
     average = weight_average(model, args.ema)
-    evaluated = model if average is None else average.module  # what validation and the pictures see
+    evaluated = evaluated_model(model, average)  # what validation and the pictures see
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=args.lr_factor, patience=args.lr_patience
