@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> EvaluationResult:
     n_glimpses = venv.get_attr("config")[0].n_glimpses
     n_steps = args.rollout_episodes * n_glimpses  # whole episodes per rollout
     run_dir = None if args.run_dir is None else Path(args.run_dir)
+    if args.overwrite and run_dir is not None and run_dir.exists():
+        shutil.rmtree(run_dir)  # the old run goes, its TensorBoard logs too
     if args.resume:
         assert run_dir is not None
         model = RecurrentPPO.load(run_dir / MODEL_FILE, env=venv)

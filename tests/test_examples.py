@@ -95,6 +95,11 @@ def test_recurrent_ppo_example_resumes_and_refuses_to_overwrite(tmp_path, capsys
     assert again["commands"] == [first["command"], again["commands"][1]]  # and both commands
     assert again["commands"][1].endswith("--resume") and again["command"] == " && ".join(again["commands"])
     assert 0.0 <= again["val_accuracy"] <= 1.0 and again["val_n"] == 16
+    example.main([*argv, "--timesteps", "100", "--overwrite"])  # a new run replaces the old one
+    assert json.loads((run / "results" / "test.json").read_text())["commands"] == [
+        json.loads((run / "results" / "test.json").read_text())["command"]
+    ]
+    assert [p.name for p in run.glob("RecurrentPPO_*")] == ["RecurrentPPO_1"]  # no old logs left
 
 
 def test_recurrent_ppo_example_defaults_follow_the_action_form():
