@@ -73,6 +73,10 @@ class Args:
     """maximum number of epochs (the default is the main job's budget: under 10 minutes on 2 CPU cores)"""
     train_size: int | None = None
     """fix the training set to this many canvases (the study: 10000); default: a fresh canvas every episode"""
+    train_initial_location: str = field(default="env", metadata={"choices": ("env", "random")})
+    """first glimpse of the training episodes: env (where the environment's id puts it, the centre) or random
+    (uniform in [-1, 1]^2, a regulariser: the training env is made with initial_location="random"); validation
+    and test always play the environment as registered"""
     episodes_per_epoch: int | None = None
     """episodes per epoch (default: 55,000, or the fixed training set once)"""
     batch_size: int = 128
@@ -185,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     # ---------------------------------------------------------------- environment
     env_kwargs: dict[str, Any] = {} if args.train_size is None else {"train_size": args.train_size}
+    if args.train_initial_location == "random":
+        env_kwargs["initial_location"] = "random"
     envs = make_vector_env(args.env, args.batch_size, device=device, split="train", **env_kwargs)
     envs.reset_tensors(seed=args.seed)
     updates_per_epoch = max(1, episodes_per_epoch // args.batch_size)

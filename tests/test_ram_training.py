@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -228,3 +229,25 @@ def test_evaluate_and_visualize_a_checkpoint(tmp_path: Path) -> None:
         assert animation.n_frames == 6
     with pytest.raises(ValueError, match=r"\.png or \.gif"):
         visualize.main(["--checkpoint", best, "--out", str(tmp_path / "g.bmp")])
+
+
+def test_random_first_glimpses_apply_to_training_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[dict] = []
+    real = ram_reinforce.make_vector_env
+
+    def spy(env_id: str, num_envs: int, **kwargs: Any) -> Any:
+        made.append(kwargs)
+        return real(env_id, num_envs, **kwargs)
+
+    monkeypatch.setattr(ram_reinforce, "make_vector_env", spy)
+    results = run(
+        tmp_path, "--epochs", "1", "--train-initial-location", "random", "--eval-episodes", "200", name="r"
+    )
+    assert results["config"]["train_initial_location"] == "random"
+    assert [kwargs.get("initial_location") for kwargs in made] == ["random"]  # the training env alone
+    # validation and test played the registered env: its first glimpse is at the centre
+    assert results["test_mc1"]["mean_locations"][0] == [0.0, 0.0]
+    with pytest.raises(RunFolderError, match="train-initial-location"):
+        ram_reinforce.main(["--resume", str(tmp_path / "r"), "--train-initial-location", "env"])
