@@ -63,9 +63,9 @@ RAM_RUNS = {
         "python -m agents.ram_reinforce --env GlimpseMNIST-v0 --std 0.1 --epochs 400 --threads 1",
     ),
     "GlimpseMNIST-Cluttered-v0": RamRun(
-        "ram-cluttered-lstm",
+        "ram-cluttered-lstm-ema",
         "test_mc10.json",
-        "python -m agents.ram_reinforce --core lstm --std 0.1 --epochs 400 --threads 1",
+        "python -m agents.ram_reinforce --core lstm --std 0.1 --ema 0.999 --epochs 400 --threads 1",
     ),
     "GlimpseMNIST-Fashion-v0": RamRun(
         "ram-fashion-lstm",
