@@ -63,7 +63,7 @@ def test_rows_come_from_the_files_and_are_chosen_on_val(tmp_path):
     write(results / "rppo" / "b" / "test.json", rppo_result(action="multidiscrete", val=0.85, test=0.70))
     write(results / "rppo" / "c" / "test.json", rppo_result(action="flat", val=0.5, test=0.5))
     write(results / "rppo" / "d" / "test.json", rppo_result(action="flat", val=0.9, test=0.9, env_id="X-v0"))
-    ram = results / "ram" / "ram-mnist-rnn"
+    ram = results / "ram" / board.RAM_RUNS["GlimpseMNIST-v0"].run  # the curated run folder
     write(
         ram / "test.json",
         {
