@@ -282,7 +282,8 @@ def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None
     ``theta_avg <- decay * theta_avg + (1 - decay) * theta`` (the first call copies
     ``theta``). The average, not the trained weights, is what validation selects on, what
     the test scores and what the evaluation scripts load (:func:`inference_weights`): it
-    smooths out the last updates' noise at no cost in training. PyTorch's own
+    smooths out the last updates' noise, for one fused interpolation of the weights per
+    update. PyTorch's own
     :class:`torch.optim.swa_utils.AveragedModel`; a checkpoint stores its ``state_dict()``
     under :data:`AVERAGE_KEY`, so a resumed run continues the same average.
     """
