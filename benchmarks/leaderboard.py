@@ -69,10 +69,10 @@ RAM_RUNS = {
         "python -m agents.ram_reinforce --core lstm --std 0.1 --ema 0.999 --epochs 400 --threads 1",
     ),
     "GlimpseMNIST-Fashion-v0": RamRun(
-        "ram-fashion-lstm",
-        "test_mc10.json",
-        "python -m agents.ram_reinforce --env GlimpseMNIST-Fashion-v0 --core lstm --std 0.1 --epochs 400 "
-        "--threads 1",
+        "ram-fashion-rnn-d2-ema-rand",
+        "test.json",
+        "python -m agents.ram_reinforce --env GlimpseMNIST-Fashion-v0 --std 0.1 --dropout 0.2 --ema 0.999 "
+        "--train-initial-location random --epochs 400 --threads 1",
     ),
 }
 _EPOCH = re.compile(r"^epoch (\d+):.* ([\d.]+) s \(")
