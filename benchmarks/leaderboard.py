@@ -58,10 +58,10 @@ class RamRun(NamedTuple):
 #: The RAM rows, one per environment: the best by ``val`` of the README's RAM table.
 RAM_RUNS = {
     "GlimpseMNIST-v0": RamRun(
-        "ram-mnist-rnn-d3-ema-rand-s2",
+        "ram-mnist-rnn-rand",
         "test.json",
-        "python -m agents.ram_reinforce --env GlimpseMNIST-v0 --std 0.1 --dropout 0.3 --ema 0.999 "
-        "--train-initial-location random --epochs 400 --threads 1 --seed 2",
+        "python -m agents.ram_reinforce --env GlimpseMNIST-v0 --std 0.1 --train-initial-location random "
+        "--epochs 400 --threads 1 --time-limit 24",
     ),
     "GlimpseMNIST-Cluttered-v0": RamRun(
         "ram-cluttered-lstm-ema",
