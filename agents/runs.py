@@ -50,6 +50,7 @@ __all__ = [
     "RESUMABLE",
     "CheckpointError",
     "RunFolderError",
+    "average_state",
     "evaluated_model",
     "explicit_fields",
     "field_docs",
@@ -57,6 +58,7 @@ __all__ = [
     "load_checkpoint",
     "open_run",
     "parse_args",
+    "restore_average",
     "restore_torch_rng",
     "resume_args",
     "save_checkpoint",
@@ -283,15 +285,28 @@ def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None
     ``theta``). The average, not the trained weights, is what validation selects on, what
     the test scores and what the evaluation scripts load (:func:`inference_weights`): it
     smooths out the last updates' noise, for one fused interpolation of the weights per
-    update. PyTorch's own
-    :class:`torch.optim.swa_utils.AveragedModel`; a checkpoint stores its ``state_dict()``
-    under :data:`AVERAGE_KEY`, so a resumed run continues the same average.
+    update. PyTorch's own :class:`torch.optim.swa_utils.AveragedModel`; a checkpoint keeps
+    its ``state_dict()`` (:func:`average_state`, :func:`restore_average`), so a resumed run
+    continues the same average.
     """
     if not 0.0 <= decay < 1.0:
         raise ValueError(f"--ema must be in [0, 1) (0: no weight average; e.g. 0.999), got {decay}")
     if decay == 0.0:
         return None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def average_state(average: AveragedModel | None) -> dict[str, Any]:
+    """The weight average's entry of a checkpoint (``None`` under :data:`AVERAGE_KEY` when
+    the run keeps none), as :func:`torch_rng_state` gives the random streams'."""
+    return {AVERAGE_KEY: None if average is None else average.state_dict()}
+
+
+def restore_average(average: AveragedModel | None, state: Mapping[str, Any]) -> None:
+    """Put back the weight average :func:`average_state` saved in ``state`` (nothing to do
+    when the run keeps none)."""
+    if average is not None:
+        average.load_state_dict(state[AVERAGE_KEY])
 
 
 M = TypeVar("M", bound=torch.nn.Module)

@@ -35,15 +35,16 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents.runs import (
-    AVERAGE_KEY,
     RESUMABLE,
     CheckpointError,
     RunFolderError,
+    average_state,
     evaluated_model,
     inference_weights,
     load_checkpoint,
     open_run,
     parse_args,
+    restore_average,
     restore_torch_rng,
     resume_args,
     save_checkpoint,
@@ -206,8 +207,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if state["config"]["env"] != args.env or BaselineConfig.from_dict(state["model_config"]) != mconfig:
             raise CheckpointError(f"{checkpoints / 'last.pt'} was made with another environment or model")
         model.load_state_dict(state["model"])
-        if average is not None:
-            average.load_state_dict(state[AVERAGE_KEY])
+        restore_average(average, state)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         restore_torch_rng(state, device)
@@ -224,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     def checkpoint_state(epoch: int) -> dict[str, Any]:
         return {
             "model": model.state_dict(),
-            AVERAGE_KEY: None if average is None else average.state_dict(),
+            **average_state(average),
             "model_config": dataclasses.asdict(mconfig),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
