@@ -85,6 +85,9 @@ class BaselineConfig:
     """self_attention: width of the classifier's hidden layer."""
     dropout: float = 0.0
     """Dropout before the last layer (and on the attention weights), in training only."""
+    feature_dropout: float = 0.0
+    """Dropout on the encoder's features, where they enter the first trained layer after it
+    (cnn: ``fc1``; self_attention: the block projection), in training only."""
 
     @classmethod
     def from_dict(cls, saved: Mapping[str, Any]) -> BaselineConfig:
@@ -94,8 +97,9 @@ class BaselineConfig:
     def __post_init__(self) -> None:
         if self.name not in MODEL_NAMES:
             raise ValueError(f"unknown model {self.name!r}; the baselines are {list(MODEL_NAMES)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "feature_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         sizes = (*self.canvas_shape, self.num_classes, self.hidden, self.d_model, self.heads)
         if min((*sizes, self.block_size, self.head_hidden)) < 1:
             raise ValueError(f"every size of a BaselineConfig must be >= 1, got {self}")
@@ -142,6 +146,8 @@ class SimpleCNN(nn.Module):
     """The study's simple CNN baseline: ``logits = W_2 relu(W_1 flatten(enc(x)))``.
 
     ``x (B, 1, H, W) -> enc(x) (B, F, h, w) -> (B, F h w) -> (B, hidden) -> logits (B, C)``.
+    In training, ``feature_dropout`` acts on ``flatten(enc(x))`` and ``dropout`` on
+    ``relu(W_1 ...)``.
     """
 
     def __init__(self, config: BaselineConfig) -> None:
@@ -149,13 +155,14 @@ class SimpleCNN(nn.Module):
         self.config = config
         self.encoder = ConvEncoder()
         h, w = ConvEncoder.output_shape(config.canvas_shape)
+        self.feature_dropout = nn.Dropout(config.feature_dropout)
         self.fc1 = nn.Linear(self.encoder.channels * h * w, config.hidden)
         self.dropout = nn.Dropout(config.dropout)
         self.fc2 = nn.Linear(config.hidden, config.num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``images (B, 1, H, W)`` -> ``logits (B, C)``."""
-        features = self.encoder(images).flatten(1)
+        features = self.feature_dropout(self.encoder(images).flatten(1))
         return self.fc2(self.dropout(F.relu(self.fc1(features))))
 
 
@@ -180,7 +187,8 @@ class SelfAttentionCNN(nn.Module):
     cut into ``n`` blocks ``(B, n, F b^2)``, projected ``e = W_p blocks + P`` ``(B, n, d)``
     (``P`` a learned position embedding), ``z = LayerNorm(e + MHA(e, e, e))`` ``(B, n, d)``,
     ``a = softmax_i(w^T z_i)`` ``(B, n)``, ``s = sum_i a_i z_i`` ``(B, d)``,
-    ``logits = W_4 relu(W_3 s)`` ``(B, C)``.
+    ``logits = W_4 relu(W_3 s)`` ``(B, C)``. In training, ``feature_dropout`` acts on the
+    blocks before ``W_p``, ``dropout`` on the attention weights and on ``relu(W_3 s)``.
     """
 
     def __init__(self, config: BaselineConfig) -> None:
@@ -192,6 +200,7 @@ class SelfAttentionCNN(nn.Module):
         self.grid = (math.ceil(h / b), math.ceil(w / b))
         self.padding = (0, self.grid[1] * b - w, 0, self.grid[0] * b - h)  # F.pad: left, right, top, bottom
         n_blocks = self.grid[0] * self.grid[1]
+        self.feature_dropout = nn.Dropout(config.feature_dropout)
         self.project = nn.Linear(self.encoder.channels * b * b, config.d_model)
         self.position = nn.Parameter(torch.zeros(1, n_blocks, config.d_model))
         nn.init.normal_(self.position, std=0.02)
@@ -212,7 +221,7 @@ class SelfAttentionCNN(nn.Module):
         return F.unfold(features, kernel_size=b, stride=b).transpose(1, 2)
 
     def _attend(self, images: torch.Tensor, *, need_weights: bool) -> tuple[torch.Tensor, ...]:
-        tokens = self.project(self.blocks(images)) + self.position
+        tokens = self.project(self.feature_dropout(self.blocks(images))) + self.position
         mixed, weights = self.attention(tokens, tokens, tokens, need_weights=need_weights)
         z = self.norm(tokens + mixed)
         pooling = torch.softmax(self.score(z).squeeze(-1), dim=1)  # (B, n)

@@ -104,6 +104,9 @@ class Args:
     """decoupled weight decay (AdamW when > 0)"""
     dropout: float = 0.0
     """dropout before the last layer (and on the attention weights)"""
+    feature_dropout: float = 0.0
+    """dropout on the encoder's features where they enter the next trained layer (cnn: the first fully
+    connected layer; self_attention: the block projection)"""
     label_smoothing: float = 0.0
     """label smoothing of the cross-entropy (0: none)"""
     ema: float = 0.0
@@ -188,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         block_size=args.block_size,
         head_hidden=args.head_hidden,
         dropout=args.dropout,
+        feature_dropout=args.feature_dropout,
     )
     model = model_from_config(mconfig).to(device)
     average = weight_average(model, args.ema)

@@ -11,8 +11,9 @@ steps):
 - ``native``: the mean batch-step time of ``GlimpseVectorEnv`` over whole episodes, split
   into a mid-episode step, the reset step, and the parts of a reset and of a glimpse
   timed on their own: ``task.sample`` and ``task.canvases`` (episode draws and canvas
-  composition), ``Retina.integral`` (integral images) and ``Retina.from_integral`` (one
-  glimpse of every sub-environment).
+  composition), ``Retina.prepare`` (what the glimpses are read from, once per episode:
+  integral images, or padded canvases where every cell is one pixel) and
+  ``Retina.glimpse`` (one glimpse of every sub-environment).
 
 Every number is the best of ``--repeats`` medians, in microseconds.
 """
@@ -70,9 +71,8 @@ def breakdown(env_id: str, repeats: int) -> dict[str, object]:
     rng = np.random.default_rng(0)
     episodes = task.sample(rng, N, None)
     canvases, _ = task.canvases(episodes)
-    h, w = envs.config.canvas.shape
-    table = torch.zeros(N, 1, h + 1, w + 1, dtype=retina.table_type(torch.uint8, h, w)[0])
-    integral = retina.integral(canvases, out=table)
+    buffer = torch.zeros_like(envs._buffer)  # the env's own kind of buffer
+    prepared = retina.prepare(canvases, out=buffer)
     locations = torch.rand(N, 2) * 2 - 1
     return {
         "env": env_id,
@@ -83,8 +83,8 @@ def breakdown(env_id: str, repeats: int) -> dict[str, object]:
         "reset step": reset,
         "sample": best_median_us(lambda: task.sample(rng, N, None), repeats),
         "canvases": best_median_us(lambda: task.canvases(episodes), repeats),
-        "integral": best_median_us(lambda: retina.integral(canvases, out=table), repeats),
-        "glimpse": best_median_us(lambda: retina.from_integral(integral, locations), repeats),
+        "prepare": best_median_us(lambda: retina.prepare(canvases, out=buffer), repeats),
+        "glimpse": best_median_us(lambda: retina.glimpse(prepared, locations), repeats),
     }
 
 

@@ -15,7 +15,7 @@ from glimpse_env.canvas_source import CanvasBatch, CanvasSource
 from glimpse_env.data import DataIntegrityError, DataNotFoundError, DataReadError, load_split
 from glimpse_env.env import GlimpseEnv
 from glimpse_env.registration import ENV_SPECS, register_envs
-from glimpse_env.retina import IntegralImage, Retina
+from glimpse_env.retina import IntegralImage, PaddedImage, Retina
 from glimpse_env.task import TaskConfig
 from glimpse_env.vector import GlimpseVectorEnv, TensorObs, TensorStep
 
@@ -30,6 +30,7 @@ __all__ = [
     "GlimpseEnv",
     "GlimpseVectorEnv",
     "IntegralImage",
+    "PaddedImage",
     "Retina",
     "TaskConfig",
     "TensorObs",

@@ -36,9 +36,15 @@ corners are clamped to the canvas, which makes outside pixels count as zero. The
 ``(g + 1)^2`` corner lookups of all scales of all images are one gather: no Python
 loop over the batch or the cells.
 
-The canvas does not change during an episode, so the environments build the integral
-image once per episode (:meth:`Retina.integral`) and take every glimpse from it
-(:meth:`Retina.from_integral`); :meth:`Retina.__call__` does both. ``from_integral``
+When every cell is one pixel (one scale, or a scale factor of 1) a glimpse is a crop, and
+sums are wasted work: :meth:`Retina.padded` puts ``g`` rows and columns of zeros around
+the uint8 images and :meth:`Retina.from_padded` reads each crop with one gather, the
+same bits as the integral image gives (the first edges are worked out the same way;
+the clamp moves a crop that lies wholly outside the image into the zeros).
+
+The canvas does not change during an episode, so the environments prepare it once per
+episode (:meth:`Retina.prepare`: padded images or the integral image) and take every
+glimpse from that (:meth:`Retina.glimpse`); :meth:`Retina.__call__` does both. ``from_integral``
 runs on torch tensors (any device) or, with the same code, on numpy arrays: a single
 environment steps one glimpse at a time, where numpy's lower per-call overhead is
 most of the cost.
@@ -67,7 +73,7 @@ import torch.nn.functional as F
 
 from glimpse_env.validation import check_int
 
-__all__ = ["IntegralImage", "Retina", "RetinaConfig"]
+__all__ = ["IntegralImage", "PaddedImage", "Retina", "RetinaConfig"]
 
 Array = Union[torch.Tensor, np.ndarray]  # noqa: UP007 - a runtime alias, py3.10 compatible
 
@@ -101,6 +107,16 @@ class IntegralImage(NamedTuple):
         return IntegralImage(table, self.scale)
 
 
+class PaddedImage(NamedTuple):
+    """Zero-padded uint8 images for a retina of one-pixel cells (see :meth:`Retina.padded`)."""
+
+    canvas: torch.Tensor
+    """``(B, C, H + 2P, W + 2P)`` uint8: the images with ``P`` rows and columns of zeros
+    around them (``P`` = :attr:`Retina.pad`)."""
+    size: tuple[int, int]
+    """``(H, W)`` of the images inside the padding."""
+
+
 class RetinaConfig(NamedTuple):
     """The geometry of a retina."""
 
@@ -116,6 +132,23 @@ class _Geometry(NamedTuple):
     first: Array  # (k,) float64: 1/2 - S_i/2; the first edge of scale i is floor(p + first[i])
     steps: Array  # (k, g + 1) int64: j * s**i, edge j of scale i from its first edge
     half: Array  # (2,) float64: (W / 2, H / 2)
+
+
+class _CropPlan(NamedTuple):
+    """The constants and buffers of :meth:`Retina.from_padded` for one padded shape and device."""
+
+    key: tuple[object, ...]  # (device, padded shape)
+    offset: torch.Tensor  # (2,) float64: 1/2 - g/2, from a glimpse's centre to its first edges
+    half: torch.Tensor  # (2,) float64: (W / 2, H / 2)
+    first: torch.Tensor  # (B, 2) float64: first column and row
+    first_int: torch.Tensor  # (B, 2) int64: the same, clamped to [-P, W] and [-P, H]
+    cols: torch.Tensor  # (B,) view of first_int: the columns
+    rows: torch.Tensor  # (B,) view of first_int: the rows
+    flat: torch.Tensor  # (B,) int64: rows * (W + 2P) + cols
+    cells: torch.Tensor  # (1, 1, g g) int64: flat index of every cell of a crop at (-P, -P)
+    cell_index: torch.Tensor  # (B, 1, g g) int64: flat index of every cell in its padded image
+    scale: torch.Tensor  # () float32: 1/255
+    blocks: tuple[slice, ...] | None  # see _row_blocks
 
 
 class _Block(NamedTuple):
@@ -245,9 +278,16 @@ class Retina:
         self.cell_sizes: tuple[int, ...] = tuple(scale_factor**i for i in range(n_scales))
         #: patch side of each scale in pixels, ``g * s**i``
         self.patch_sides: tuple[int, ...] = tuple(patch_size * b for b in self.cell_sizes)
+        #: every cell of every scale is one pixel (one scale, or a scale factor of 1): the
+        #: glimpses are crops, which :meth:`padded` / :meth:`from_padded` read without sums
+        self.pixel_cells: bool = n_scales == 1 or scale_factor == 1
+        #: rows and columns of zeros :meth:`padded` puts around an image: the patch side, so
+        #: that every crop, its first edges clamped, lies inside the padded image
+        self.pad: int = patch_size
         # per device (and canvas size / batch shape): constants and reused work buffers
         self._geometries: dict[tuple[object, ...], _Geometry] = {}
         self._plans: dict[tuple[object, ...], _Plan] = {}
+        self._crop_plans: dict[object, _CropPlan] = {}
 
     def __repr__(self) -> str:
         g, k, s = self.config
@@ -264,6 +304,7 @@ class Retina:
         state = self.__dict__.copy()
         state["_geometries"] = {}
         state["_plans"] = {}
+        state["_crop_plans"] = {}
         return state
 
     def _geometry(self, like: Array, height: int, width: int) -> _Geometry:
@@ -540,6 +581,142 @@ class Retina:
             _clamp_(edges[:, 0], w1 - 1)
             _clamp_(edges[:, 1], h1 - 1)
 
+    @torch.no_grad()
+    def padded(self, images: torch.Tensor, *, out: torch.Tensor | None = None) -> PaddedImage:
+        """``(B, H, W)`` or ``(B, C, H, W)`` uint8 images inside :attr:`pad` rows and columns
+        of zeros, for :meth:`from_padded` (a retina of :attr:`pixel_cells` only).
+
+        ``out``, if given, is the ``(B, C, H + 2P, W + 2P)`` uint8 tensor on the images'
+        device to write into, its border zero (a buffer kept across calls: only the inside
+        is written).
+        """
+        if not self.pixel_cells:
+            raise ValueError(
+                f"{self!r} has cells of more than one pixel, which need box sums: use integral() "
+                f"and from_integral() (padded() serves one scale, or a scale_factor of 1)"
+            )
+        if images.dim() == 3:
+            images = images.unsqueeze(1)
+        if images.dim() != 4:
+            raise ValueError(f"images must be (B, H, W) or (B, C, H, W), got shape {tuple(images.shape)}")
+        if images.dtype != torch.uint8:
+            raise TypeError(f"padded() takes uint8 images, got {images.dtype}; use integral() for others")
+        b, c, height, width = images.shape
+        p = self.pad
+        shape = (b, c, height + 2 * p, width + 2 * p)
+        if out is None:
+            out = torch.zeros(shape, dtype=torch.uint8, device=images.device)
+        elif tuple(out.shape) != shape or out.dtype != torch.uint8 or out.device != images.device:
+            raise ValueError(
+                f"out must be a uint8 tensor of shape {shape} on {images.device}, "
+                f"got {out.dtype} {tuple(out.shape)} on {out.device}"
+            )
+        inside = out[:, :, p : p + height, p : p + width]
+        if out.is_cpu:  # numpy copies on one thread (see "Threads")
+            inside.numpy()[...] = images.numpy()
+        else:
+            inside.copy_(images)
+        return PaddedImage(out, (height, width))
+
+    def _crop_plan(self, padded: PaddedImage) -> _CropPlan:
+        canvas = padded.canvas
+        key = (canvas.device, tuple(canvas.shape))
+        found = self._crop_plans.get(canvas.device)
+        if found is not None and found.key == key:
+            return found
+        b, _, _, padded_width = canvas.shape
+        height, width = padded.size
+        g, p, device = self.patch_size, self.pad, canvas.device
+        half = torch.tensor([width / 2, height / 2], dtype=torch.float64, device=device)
+        steps = torch.arange(g, dtype=torch.int64, device=device)
+        # cell (i, j) of a crop whose first cell is at (r0, c0), in padded coordinates
+        # (r0 + P, c0 + P): flat index (r0 + P + i) * W' + c0 + P + j
+        cells = (steps[:, None] * padded_width + steps[None, :]).reshape(1, 1, g * g) + p * (padded_width + 1)
+        first_int = torch.empty((b, 2), dtype=torch.int64, device=device)
+        found = _CropPlan(
+            key=key,
+            offset=torch.full((2,), 0.5 - g / 2, dtype=torch.float64, device=device),
+            half=half,
+            first=torch.empty((b, 2), dtype=torch.float64, device=device),
+            first_int=first_int,
+            cols=first_int[:, 0],
+            rows=first_int[:, 1],
+            flat=torch.empty((b,), dtype=torch.int64, device=device),
+            cells=cells,
+            cell_index=torch.empty((b, 1, g * g), dtype=torch.int64, device=device),
+            scale=torch.tensor(1.0 / 255.0, dtype=torch.float32, device=device),
+            blocks=_row_blocks(b, self.n_scales * canvas.shape[1] * g * g, canvas),
+        )
+        self._crop_plans[canvas.device] = found
+        return found
+
+    def from_padded(self, padded: PaddedImage, locations: torch.Tensor) -> torch.Tensor:
+        """Glimpses from :meth:`padded` images, bit for bit those of :meth:`from_integral`.
+
+        With one-pixel cells a glimpse is a crop: one gather, no box sums and no integral
+        image to build per episode.
+
+        Args:
+            padded: images ``(B, C, H + 2P, W + 2P)`` from :meth:`padded`.
+            locations: ``(B, 2)``, ``(x, y)`` in ``[-1, 1]``, on the same device.
+
+        Returns:
+            ``(B, k * C, g, g)`` float32 in ``[0, 1]`` (every scale the same crop).
+        """
+        canvas = padded.canvas
+        b, c, _, padded_width = canvas.shape
+        height, width = padded.size
+        g, k, p = self.patch_size, self.n_scales, self.pad
+        plan = self._crop_plan(padded)
+        if locations.requires_grad:  # e.g. a policy's mean
+            locations = locations.detach()
+        # first column and row as first_edges works them out (p = W/2 + x W/2, one product
+        # exact in float64 and one sum; then + 1/2 - g/2 and the floor), clamped to [-P, W]
+        # and [-P, H]: a crop the clamp moves lies wholly outside the image, as its new
+        # place lies wholly in the zeros around it
+        first = torch.addcmul(plan.half, locations, plan.half, out=plan.first)
+        first.add_(plan.offset).floor_()
+        plan.first_int.copy_(first)
+        if height == width:
+            plan.first_int.clamp_(-p, width)
+        else:
+            plan.cols.clamp_(-p, width)
+            plan.rows.clamp_(-p, height)
+        flat = torch.add(plan.cols, plan.rows, alpha=padded_width, out=plan.flat).view(b, 1, 1)
+        pixels = canvas.view(b, c, -1)
+        if plan.blocks is None and k == 1:  # the batch in one piece (and the usual one scale)
+            index = torch.add(plan.cells, flat, out=plan.cell_index)
+            crop = torch.gather(pixels, 2, index if c == 1 else index.expand(-1, c, -1))
+            return torch.mul(crop, plan.scale).view(b, c, g, g)  # uint8 x float32: as from_integral
+        glimpses = torch.empty((b, k, c, g * g), dtype=torch.float32, device=canvas.device)
+        for span in (slice(None),) if plan.blocks is None else plan.blocks:
+            index = torch.add(plan.cells, flat[span], out=plan.cell_index[span])  # (B, 1, g g)
+            crop = torch.gather(pixels[span], 2, index.expand(-1, c, -1))
+            first_scale = glimpses[span, 0]
+            torch.mul(crop, plan.scale, out=first_scale)
+            for scale in range(1, k):  # with a scale factor of 1, every scale is the same crop
+                glimpses[span, scale].copy_(first_scale)
+        return glimpses.view(b, k * c, g, g)
+
+    def prepare(
+        self, images: torch.Tensor, *, out: torch.Tensor | None = None
+    ) -> IntegralImage | PaddedImage:
+        """What the glimpses of ``images`` are read from, built once per episode.
+
+        :meth:`padded` images for uint8 images and :attr:`pixel_cells` (a glimpse is then a
+        crop), else :meth:`integral` images; ``out`` is the buffer of that method.
+        """
+        if self.pixel_cells and images.dtype == torch.uint8:
+            return self.padded(images, out=out)
+        return self.integral(images, out=out)
+
+    def glimpse(self, prepared: IntegralImage | PaddedImage, locations: Array) -> Array:
+        """Glimpses ``(B, k * C, g, g)`` at ``locations`` ``(B, 2)`` from :meth:`prepare`'s result."""
+        if isinstance(prepared, PaddedImage):
+            assert isinstance(locations, torch.Tensor)
+            return self.from_padded(prepared, locations)
+        return self.from_integral(prepared, locations)
+
     def __call__(self, images: torch.Tensor, locations: torch.Tensor) -> torch.Tensor:
         """Glimpses of ``images`` ``(B, H, W)`` / ``(B, C, H, W)`` at ``locations`` ``(B, 2)``."""
         if locations.dim() != 2 or locations.shape[1] != 2 or locations.shape[0] != images.shape[0]:
@@ -547,6 +724,6 @@ class Retina:
                 f"locations must be (B, 2) with B = {images.shape[0]} images, "
                 f"got shape {tuple(locations.shape)}"
             )
-        glimpses = self.from_integral(self.integral(images), locations)
+        glimpses = self.glimpse(self.prepare(images), locations)
         assert isinstance(glimpses, torch.Tensor)
         return glimpses

@@ -17,7 +17,7 @@ from gymnasium.vector.utils import batch_space
 
 from glimpse_env.env import ObsType, action_space, observation_space
 from glimpse_env.render import draw_glimpses
-from glimpse_env.retina import IntegralImage
+from glimpse_env.retina import IntegralImage, PaddedImage
 from glimpse_env.task import (
     GlimpseTask,
     TaskConfig,
@@ -132,7 +132,7 @@ class GlimpseVectorEnv(VectorEnv):
     ## Description
 
     ``num_envs`` episodes of :class:`~glimpse_env.env.GlimpseEnv` stepped as one batch:
-    canvases, integral images, glimpses and bookkeeping are batched tensor operations
+    canvases, integral images (or padded canvases), glimpses and bookkeeping are batched tensor operations
     (the same retina, canvas and task code as the single environment), with no Python
     loop over sub-environments on the step or reset path.
 
@@ -260,11 +260,17 @@ class GlimpseVectorEnv(VectorEnv):
         n, dev = self.num_envs, self.device
         self._all_ids = np.arange(n)  # every sub-environment
         self._all_true = np.ones(n, dtype=np.bool_)  # Gymnasium's "_key" mask of a key all of them have
-        self._integral: IntegralImage | None = None  # of the N current canvases; None before reset
+        # what the retina reads the N current canvases from, rebuilt in place at every reset in
+        # `_buffer`: padded canvases for a retina of one-pixel cells (a glimpse is a crop),
+        # else their integral images; None before the first reset
+        self._prepared: IntegralImage | PaddedImage | None = None
         h, w = config.canvas.shape
-        table_dtype, self._table_scale = self.retina.table_type(torch.uint8, h, w)
-        # the integral images of the current canvases, rebuilt in place at every reset
-        self._table = torch.zeros(n, 1, h + 1, w + 1, dtype=table_dtype, device=dev)
+        if self.retina.pixel_cells:
+            p = self.retina.pad
+            self._buffer = torch.zeros(n, 1, h + 2 * p, w + 2 * p, dtype=torch.uint8, device=dev)
+        else:
+            table_dtype, self._table_scale = self.retina.table_type(torch.uint8, h, w)
+            self._buffer = torch.zeros(n, 1, h + 1, w + 1, dtype=table_dtype, device=dev)
         self._labels = torch.zeros(n, dtype=torch.int64, device=dev)
         self._locations = torch.zeros(n, 2, dtype=torch.float32, device=dev)
         self._steps = np.zeros(n, dtype=np.int64)
@@ -280,20 +286,25 @@ class GlimpseVectorEnv(VectorEnv):
         start = self._tensor(self.task.initial_locations(self.np_random, count))
         canvases, labels = self.task.canvases(episodes)
         if count == self.num_envs:  # the whole batch: rebuilt in place, no scatter needed
-            self.retina.integral(canvases, out=self._table)
+            self.retina.prepare(canvases, out=self._buffer)
             self._labels = labels
             self._locations = start
         else:
             rows = self._tensor(ids)
-            tables = self.retina.integral(canvases).table
-            assert isinstance(tables, torch.Tensor)
+            prepared = self.retina.prepare(canvases)[0]
+            assert isinstance(prepared, torch.Tensor)
             if self.device.type == "cpu":  # numpy copies on one thread; torch would split this one
-                self._table.numpy()[ids] = tables.numpy()
+                self._buffer.numpy()[ids] = prepared.numpy()
             else:
-                self._table.index_copy_(0, rows, tables)
+                self._buffer.index_copy_(0, rows, prepared)
             self._labels = self._labels.index_copy(0, rows, labels)
             self._locations = self._locations.index_copy(0, rows, start)
-        self._integral = IntegralImage(self._table, self._table_scale)
+        h, w = self.config.canvas.shape
+        self._prepared = (
+            PaddedImage(self._buffer, (h, w))
+            if self.retina.pixel_cells
+            else IntegralImage(self._buffer, self._table_scale)
+        )
         self._steps[ids] = 0
         self._ended[ids] = False
         if self.render_mode is not None:
@@ -314,9 +325,10 @@ class GlimpseVectorEnv(VectorEnv):
             self._trail[torch.arange(self.num_envs, device=self.device), steps] = self._locations
 
     def _observe(self) -> TensorObs:
-        assert self._integral is not None
+        prepared = self._prepared
+        assert prepared is not None
         self._record_trail()
-        glimpse = self.retina.from_integral(self._integral, self._locations)
+        glimpse = self.retina.glimpse(prepared, self._locations)
         assert isinstance(glimpse, torch.Tensor)
         return TensorObs(glimpse, self._locations.clone())
 
@@ -380,7 +392,7 @@ class GlimpseVectorEnv(VectorEnv):
                     f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got "
                     f"{mask.dtype} {mask.shape}"
                 )
-            if self._integral is None and not mask.all():
+            if self._prepared is None and not mask.all():
                 raise ResetNeeded("the first reset must reset every sub-environment (no reset_mask)")
             ids = np.flatnonzero(mask)
         indices = options.get("indices")
@@ -426,7 +438,7 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _check_can_step(self) -> None:
         """``ResetNeeded`` unless every sub-environment can take a step."""
-        if self._integral is None:
+        if self._prepared is None:
             raise ResetNeeded("call reset() before step()")
         if self.autoreset_mode == AutoresetMode.DISABLED and self._ended.any():
             raise ResetNeeded(
@@ -460,9 +472,16 @@ class GlimpseVectorEnv(VectorEnv):
             raise ValueError(f"label must have shape ({n},), got {tuple(label.shape)}")
         checked_location = location.detach().to(device=self.device, dtype=torch.float32, copy=True)
         checked_label = label.to(device=self.device, dtype=torch.int64)
-        bad_location = ~(checked_location.abs() <= 1.0).all(dim=1)
-        bad_label = (checked_label < 0) | (checked_label >= self.task.num_classes)
-        if bool((bad_location | bad_label).any()):
+        # one reduction each: the largest |coordinate| (NaN if any is NaN, which fails the
+        # comparison) and the smallest and largest label
+        largest = torch.linalg.vector_norm(checked_location, float("inf"))
+        low, high = torch.aminmax(checked_label)
+        k = self.task.num_classes
+        if self.device.type == "cpu":  # three reads of host memory
+            valid = float(largest) <= 1.0 and int(low) >= 0 and int(high) < k
+        else:  # one synchronisation
+            valid = bool((largest <= 1.0) & (low >= 0) & (high < k))
+        if not valid:
             # name the first offending sub-environment with the host-side checks
             check_locations(location, n)
             check_labels(label, self.task.num_classes, n)

@@ -19,6 +19,7 @@ from baselines.models import (
     SimpleCNN,
     build_model,
     count_parameters,
+    model_from_config,
 )
 
 TINY = ["--images-per-epoch", "512", "--batch-size", "64", "--image-every", "0", "--no-progress"]
@@ -104,6 +105,31 @@ def test_bad_model_settings() -> None:
         BaselineConfig(name="self_attention", canvas_shape=(28, 28), num_classes=10, heads=7)
 
 
+@pytest.mark.parametrize("name", ["cnn", "self_attention"])
+def test_feature_dropout_drops_the_encoders_features_in_training_only(name: str) -> None:
+    """The features entering the first trained layer after the encoder lose about the asked
+    share in training (the rest scaled up), and none in evaluation."""
+    torch.manual_seed(0)
+    model = model_from_config(
+        BaselineConfig(name=name, canvas_shape=(28, 28), num_classes=10, feature_dropout=0.5)
+    )
+    first = model.fc1 if name == "cnn" else model.project
+    seen: list[torch.Tensor] = []
+    first.register_forward_pre_hook(lambda _module, args: seen.append(args[0].detach()))
+    images = torch.rand(8, 1, 28, 28)
+    reference = model.encoder(images).flatten(1) if name == "cnn" else model.blocks(images)
+    model.train()
+    model(images)
+    kept = seen[-1] != 0
+    assert 0.4 < 1 - kept.float().sum().item() / (reference != 0).sum().item() < 0.6
+    torch.testing.assert_close(seen[-1][kept], 2 * reference[kept])
+    model.eval()
+    model(images)
+    torch.testing.assert_close(seen[-1], reference)
+    with pytest.raises(ValueError, match="feature_dropout"):
+        BaselineConfig(name=name, canvas_shape=(28, 28), num_classes=10, feature_dropout=1.0)
+
+
 # ----------------------------------------------------------------------------- training
 def test_short_training_beats_chance_by_far(tmp_path: Path) -> None:
     results = train.main(
@@ -165,7 +191,7 @@ def test_short_training_beats_chance_by_far(tmp_path: Path) -> None:
     [
         (),
         ("--train-size", "1024", "--model", "self_attention", "--dropout", "0.3"),
-        ("--ema", "0.9"),
+        ("--ema", "0.9", "--feature-dropout", "0.25"),
     ],
 )
 def test_resume_is_bit_identical_to_a_straight_run(tmp_path: Path, extra: tuple[str, ...]) -> None:

@@ -117,7 +117,7 @@ def test_copy_of_vector_env_glimpses_as_a_fresh_one(copier, env_id, steps_before
     envs.reset(seed=0)
     run_vector(envs, history)
     copied = COPIERS[copier](envs)
-    assert copied._integral.table is copied._table  # the integral images are the copy's own table
+    assert copied._prepared[0] is copied._buffer  # the canvases the retina reads are the copy's own
 
     fresh = make_vec(env_id)
     fresh.reset(seed=0)

@@ -88,6 +88,74 @@ def check_against_naive_reference(data, batch, height, width, g, k, s, channels,
     assert got.dtype == torch.float32
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-6, rtol=0)
     np.testing.assert_array_equal(got_np, got.numpy())
+    if retina.pixel_cells and not as_float:  # crops of padded images: the same bits
+        cropped = retina.from_padded(retina.padded(images), torch.from_numpy(locs))
+        np.testing.assert_array_equal(cropped.numpy(), got.numpy())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.data(),
+    batch=st.integers(1, 5),
+    height=st.integers(1, 30),
+    width=st.integers(1, 30),
+    g=st.integers(1, 9),
+    k=st.integers(1, 3),
+    channels=st.sampled_from([None, 1, 2]),
+    block_elements=st.sampled_from([None, 1, 50]),
+)
+def test_crops_of_padded_images_equal_the_integral_glimpses_anywhere(
+    data, batch, height, width, g, k, channels, block_elements
+):
+    """One-pixel cells (one scale, or a scale factor of 1): ``from_padded`` gives the bits of
+    ``from_integral``, also for locations far outside [-1, 1] and at float32's awkward values."""
+    retina = Retina(g, k, 1) if k > 1 else Retina(g)
+    assert retina.pixel_cells
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    shape = (batch, height, width) if channels is None else (batch, channels, height, width)
+    images = torch.from_numpy(rng.integers(0, 256, size=shape, dtype=np.uint8))
+    anywhere = st.one_of(
+        coordinate,
+        st.floats(-5.0, 5.0, width=32, allow_nan=False),
+        st.sampled_from([1e-30, -1e-30, 0.99999994, -0.99999994, 1.0000001, -1.0000001]),
+    )
+    locations = torch.tensor([[data.draw(anywhere), data.draw(anywhere)] for _ in range(batch)])
+    blocks: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    if block_elements is not None:
+        blocks = mock.patch.object(retina_module, "SERIAL_ELEMENTS", block_elements)
+    with blocks:
+        padded = retina.padded(images)
+        got = retina.from_padded(padded, locations)
+        again = retina.from_padded(padded, locations)  # the plan's buffers, reused
+    expected = retina.from_integral(retina.integral(images), locations)
+    assert got.shape == expected.shape == (batch, k * (channels or 1), g, g)
+    assert torch.equal(got, expected)
+    assert torch.equal(again, expected)
+
+
+def test_padded_images_keep_a_zero_border_and_take_a_reused_buffer():
+    retina = Retina(3)
+    images = torch.randint(1, 256, (2, 4, 5), dtype=torch.uint8)
+    padded = retina.padded(images)
+    assert padded.canvas.shape == (2, 1, 4 + 6, 5 + 6)
+    assert padded.size == (4, 5)
+    assert torch.equal(padded.canvas[:, 0, 3:7, 3:8], images)
+    assert int(padded.canvas.sum()) == int(images.sum(dtype=torch.int64))  # zeros elsewhere
+    buffer = torch.zeros(2, 1, 10, 11, dtype=torch.uint8)
+    assert retina.padded(images, out=buffer).canvas is buffer
+    assert torch.equal(buffer, padded.canvas)
+
+
+def test_padded_images_refuse_what_they_cannot_serve():
+    images = torch.zeros(2, 8, 8, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="integral"):
+        Retina(4, 2, 2).padded(images)  # cells of 2x2 pixels need box sums
+    with pytest.raises(TypeError, match="uint8"):
+        Retina(4).padded(images.float())
+    with pytest.raises(ValueError, match="shape"):
+        Retina(4).padded(images, out=torch.zeros(2, 1, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"\(B, H, W\)"):
+        Retina(4).padded(torch.zeros(8, dtype=torch.uint8))
 
 
 def test_shapes_follow_docstring():

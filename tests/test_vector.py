@@ -10,7 +10,7 @@ from gymnasium.error import ResetNeeded
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from glimpse_env import GlimpseEnv, GlimpseVectorEnv
+from glimpse_env import GlimpseEnv, GlimpseVectorEnv, IntegralImage, PaddedImage
 from glimpse_env.data import load_split
 from glimpse_env.vector import available_devices, check_device
 
@@ -279,6 +279,31 @@ def test_bad_tensor_actions_name_the_sub_environment():
         envs.step_tensors(torch.zeros(4, 2), torch.tensor([0, 0, 0, 12]))
     with pytest.raises(TypeError, match="integer tensor"):
         envs.step_tensors(torch.zeros(4, 2), torch.zeros(4))
+    # one bad value among good ones, each kind: the reductions over the batch catch every one
+    for row, value in ((2, float("nan")), (0, 1.0001), (3, -1.5)):
+        location = torch.full((4, 2), 0.999)
+        location[row, 1] = value
+        with pytest.raises(ValueError, match=f"sub-environment {row} "):
+            envs.step_tensors(location, torch.zeros(4, dtype=torch.int64))
+    with pytest.raises(ValueError, match="sub-environment 2 is -1"):
+        envs.step_tensors(torch.zeros(4, 2), torch.tensor([9, 0, -1, 9]))
+    envs.step_tensors(torch.full((4, 2), -1.0), torch.tensor([9, 0, 0, 9]))  # the edges are valid
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kind"), [("GlimpseMNIST-v0", PaddedImage), ("GlimpseMNIST-Cluttered-v0", IntegralImage)]
+)
+def test_glimpses_come_from_crops_when_every_cell_is_a_pixel(env_id, kind):
+    """One scale: the env keeps padded canvases and crops them; more scales: integral images.
+    Either way the glimpses are the retina's on the episode's canvas."""
+    envs = make_vec(env_id, 6, split="val")
+    obs, _ = envs.reset_tensors(seed=0, options={"indices": np.arange(6)})
+    assert isinstance(envs._prepared, kind)
+    canvases = envs.task.canvases(envs.task.sample(envs.np_random, 6, np.arange(6)))[0]
+    for _ in range(2):
+        assert torch.equal(obs.glimpse, envs.retina(canvases, obs.location))
+        location = torch.rand(6, 2) * 2 - 1
+        obs = envs.step_tensors(location, torch.zeros(6, dtype=torch.int64)).obs
 
 
 def test_step_before_reset_and_bad_reset_options():
