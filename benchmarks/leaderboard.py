@@ -69,11 +69,11 @@ RAM_RUNS = {
         "python -m agents.ram_reinforce --core lstm --std 0.1 --ema 0.999 --epochs 400 --threads 1",
     ),
     "GlimpseMNIST-Fashion-v0": RamRun(
-        "ram-fashion-rnn512g-d3-ema-rand",
+        "ram-fashion-rnn512g-d1-ema-rand",
         "test.json",
         "python -m agents.ram_reinforce --env GlimpseMNIST-Fashion-v0 --std 0.1 --hidden-size 512 "
-        "--glimpse-hidden 256 --glimpse-output 512 --dropout 0.3 --ema 0.999 --train-initial-location random "
-        "--epochs 600 --threads 1 --time-limit 122",
+        "--glimpse-hidden 256 --glimpse-output 512 --dropout 0.1 --ema 0.999 --train-initial-location random "
+        "--epochs 600 --threads 1 --time-limit 95",
     ),
 }
 _EPOCH = re.compile(r"^epoch (\d+):.* ([\d.]+) s \(")
