@@ -207,6 +207,15 @@ def _row_blocks(rows: int, per_row: int, like: Array) -> tuple[slice, ...] | Non
     return tuple(slice(start, min(start + size, rows)) for start in range(0, rows, size))
 
 
+def _batched(images: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W)`` or ``(B, C, H, W)`` images as ``(B, C, H, W)``, or a clear error."""
+    if images.dim() == 3:
+        images = images.unsqueeze(1)
+    if images.dim() != 4:
+        raise ValueError(f"images must be (B, H, W) or (B, C, H, W), got shape {tuple(images.shape)}")
+    return images
+
+
 def _device_key(like: Array) -> object:
     return like.device if isinstance(like, torch.Tensor) else None
 
@@ -456,10 +465,7 @@ class Retina:
         dtype to build the tables in (a buffer kept across calls: a fresh multi-megabyte
         table per call costs more in page faults than the sums themselves).
         """
-        if images.dim() == 3:
-            images = images.unsqueeze(1)
-        if images.dim() != 4:
-            raise ValueError(f"images must be (B, H, W) or (B, C, H, W), got shape {tuple(images.shape)}")
+        images = _batched(images)
         b, c, height, width = images.shape
         dtype, scale = self.table_type(images.dtype, height, width)
         shape = (b, c, height + 1, width + 1)
@@ -595,10 +601,7 @@ class Retina:
                 f"{self!r} has cells of more than one pixel, which need box sums: use integral() "
                 f"and from_integral() (padded() serves one scale, or a scale_factor of 1)"
             )
-        if images.dim() == 3:
-            images = images.unsqueeze(1)
-        if images.dim() != 4:
-            raise ValueError(f"images must be (B, H, W) or (B, C, H, W), got shape {tuple(images.shape)}")
+        images = _batched(images)
         if images.dtype != torch.uint8:
             raise TypeError(f"padded() takes uint8 images, got {images.dtype}; use integral() for others")
         b, c, height, width = images.shape

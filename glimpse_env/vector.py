@@ -260,17 +260,21 @@ class GlimpseVectorEnv(VectorEnv):
         n, dev = self.num_envs, self.device
         self._all_ids = np.arange(n)  # every sub-environment
         self._all_true = np.ones(n, dtype=np.bool_)  # Gymnasium's "_key" mask of a key all of them have
-        # what the retina reads the N current canvases from, rebuilt in place at every reset in
-        # `_buffer`: padded canvases for a retina of one-pixel cells (a glimpse is a crop),
-        # else their integral images; None before the first reset
-        self._prepared: IntegralImage | PaddedImage | None = None
+        # what the retina reads the N current canvases from, rebuilt in place in `_buffer` at
+        # every reset: padded canvases for a retina of one-pixel cells (a glimpse is a crop),
+        # else their integral images; `_prepared` is None before the first reset
         h, w = config.canvas.shape
+        self._buffer: torch.Tensor
+        self._reader: IntegralImage | PaddedImage
         if self.retina.pixel_cells:
             p = self.retina.pad
             self._buffer = torch.zeros(n, 1, h + 2 * p, w + 2 * p, dtype=torch.uint8, device=dev)
+            self._reader = PaddedImage(self._buffer, (h, w))
         else:
-            table_dtype, self._table_scale = self.retina.table_type(torch.uint8, h, w)
+            table_dtype, table_scale = self.retina.table_type(torch.uint8, h, w)
             self._buffer = torch.zeros(n, 1, h + 1, w + 1, dtype=table_dtype, device=dev)
+            self._reader = IntegralImage(self._buffer, table_scale)
+        self._prepared: IntegralImage | PaddedImage | None = None
         self._labels = torch.zeros(n, dtype=torch.int64, device=dev)
         self._locations = torch.zeros(n, 2, dtype=torch.float32, device=dev)
         self._steps = np.zeros(n, dtype=np.int64)
@@ -299,12 +303,7 @@ class GlimpseVectorEnv(VectorEnv):
                 self._buffer.index_copy_(0, rows, prepared)
             self._labels = self._labels.index_copy(0, rows, labels)
             self._locations = self._locations.index_copy(0, rows, start)
-        h, w = self.config.canvas.shape
-        self._prepared = (
-            PaddedImage(self._buffer, (h, w))
-            if self.retina.pixel_cells
-            else IntegralImage(self._buffer, self._table_scale)
-        )
+        self._prepared = self._reader
         self._steps[ids] = 0
         self._ended[ids] = False
         if self.render_mode is not None:

@@ -36,6 +36,13 @@ def naive_glimpse(image: np.ndarray, x: float, y: float, g: int, k: int, s: int)
     return np.concatenate(out, axis=0)
 
 
+def serial_elements(count: int | None) -> contextlib.AbstractContextManager[object]:
+    """CPU tensors worked through in blocks of at most ``count`` elements (None: the real size)."""
+    if count is None:
+        return contextlib.nullcontext()
+    return mock.patch.object(retina_module, "SERIAL_ELEMENTS", count)
+
+
 coordinate = st.one_of(
     st.sampled_from([-1.0, 1.0, 0.0, -0.5, 0.5]),
     st.floats(-1.0, 1.0, width=32, allow_nan=False),
@@ -58,10 +65,7 @@ def test_retina_matches_naive_reference(data, batch, height, width, g, k, s, cha
     # the CPU tensors' blocks of rows too: a block size drawn (None: the real SERIAL_ELEMENTS,
     # one block at these sizes, with the edges worked out by torch as on a GPU)
     block_elements = data.draw(st.sampled_from([None, 1, 40, 200]))
-    blocks: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-    if block_elements is not None:
-        blocks = mock.patch.object(retina_module, "SERIAL_ELEMENTS", block_elements)
-    with blocks:
+    with serial_elements(block_elements):
         check_against_naive_reference(data, batch, height, width, g, k, s, channels, as_float)
 
 
@@ -120,10 +124,7 @@ def test_crops_of_padded_images_equal_the_integral_glimpses_anywhere(
         st.sampled_from([1e-30, -1e-30, 0.99999994, -0.99999994, 1.0000001, -1.0000001]),
     )
     locations = torch.tensor([[data.draw(anywhere), data.draw(anywhere)] for _ in range(batch)])
-    blocks: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-    if block_elements is not None:
-        blocks = mock.patch.object(retina_module, "SERIAL_ELEMENTS", block_elements)
-    with blocks:
+    with serial_elements(block_elements):
         padded = retina.padded(images)
         got = retina.from_padded(padded, locations)
         again = retina.from_padded(padded, locations)  # the plan's buffers, reused
