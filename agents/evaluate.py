@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from agents.distributed import SINGLE, Cluster, gather_objects
 from agents.ram import ModelConfig, RecurrentAttentionModel, RecurrentState, sample_locations
 from agents.runs import (
     CheckpointError,
@@ -37,6 +38,7 @@ from glimpse_env.evaluation import (
     DEFAULT_NUM_ENVS,
     EvaluationResult,
     PolicyAction,
+    batch_seed,
     evaluate,
     format_table,
     task_config,
@@ -84,7 +86,8 @@ class RAMPolicy:
         n_glimpses: glimpses per episode of the environment it plays
             (``glimpse_env.evaluation.task_config(env_id).n_glimpses``).
         sample: draw the locations (default) or play the means.
-        generator: torch generator of the draws, on the model's device (default: torch's global one).
+        generator: torch generator of the draws, on the model's device (default: torch's global
+            one); reseeded before every batch (:meth:`start_batch`).
     """
 
     def __init__(
@@ -103,8 +106,18 @@ class RAMPolicy:
         self.n_glimpses = check_int(n_glimpses, "n_glimpses", low=1)
         self.sample = bool(sample)
         self.generator = generator
+        self.seed = None if generator is None else generator.initial_seed()
         self.device = next(model.parameters()).device
         self.name = "ram" if self.sample else "ram (mean locations)"
+
+    def start_batch(self, number: int) -> None:
+        """Before batch ``number`` of an evaluation: the generator is reseeded with
+        :func:`glimpse_env.evaluation.batch_seed` of the seed it was made with, so a batch
+        draws the same locations whichever batches came before it (and whichever process
+        of a sharded evaluation plays it). Without a generator (torch's global one),
+        nothing is reseeded."""
+        if self.generator is not None and self.seed is not None:
+            self.generator.manual_seed(batch_seed(self.seed, number))
 
     @torch.no_grad()
     def __call__(
@@ -149,6 +162,7 @@ def evaluate_model(
     episodes: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
     generator: torch.Generator | None = None,
+    cluster: Cluster = SINGLE,
 ) -> EvaluationResult:
     """Play every canvas of ``split`` (or the first ``episodes``) ``mc_samples`` times and score it.
 
@@ -167,7 +181,11 @@ def evaluate_model(
         batch_size: episodes per batch (rounded down to a multiple of ``M``).
         episodes: evaluate only canvases ``0 .. episodes - 1``.
         env_kwargs: further environment settings.
-        generator: torch generator of the location draws.
+        generator: torch generator of the location draws (reseeded before every batch:
+            :meth:`RAMPolicy.start_batch`).
+        cluster: under ``torchrun``, the batches are shared out across the ranks (batch
+            ``b`` to rank ``b mod world_size``) and the outcomes combined: every rank gets
+            the result one process gets (pass a ``generator`` for the same draws).
     """
     if mc_samples < 0:
         raise ValueError(f"mc_samples must be >= 0 (0 plays the mean locations), got {mc_samples}")
@@ -189,6 +207,8 @@ def evaluate_model(
             mc_samples=max(mc_samples, 1),
             num_envs=batch_size,
             device=policy.device,
+            shard=(cluster.rank, cluster.world_size),
+            exchange=(lambda outcome: gather_objects(outcome, cluster)) if cluster.distributed else None,
             **settings,
         )
     finally:

@@ -30,6 +30,7 @@ from torch.nn import functional as F
 __all__ = [
     "ActionNetwork",
     "BaselineNetwork",
+    "BatchShare",
     "CoreNetwork",
     "GlimpseNetwork",
     "LocationNetwork",
@@ -105,6 +106,14 @@ class LocationSample(NamedTuple):
     """``(B, 2)``: the location sent to the environment, in ``[-1, 1]``."""
     log_prob: torch.Tensor
     """``(B,)``: ``log N(l~; mu, sigma^2 I)`` of the unclamped draw ``l~`` (see :func:`sample_locations`)."""
+
+
+class BatchShare(NamedTuple):
+    """This process's rows of a batch shared by data-parallel ranks: episodes ``start ..
+    start + B`` of a global batch of ``total`` (see :func:`sample_locations`)."""
+
+    start: int
+    total: int
 
 
 class GlimpseNetwork(nn.Module):
@@ -232,7 +241,11 @@ class RecurrentAttentionModel(nn.Module):
 
 
 def sample_locations(
-    mean: torch.Tensor, std: float, *, generator: torch.Generator | None = None
+    mean: torch.Tensor,
+    std: float,
+    *,
+    generator: torch.Generator | None = None,
+    share: BatchShare | None = None,
 ) -> LocationSample:
     r"""Draw ``l~ ~ N(mean, std^2 I)`` and send ``l = clamp(l~, -1, 1)`` to the environment.
 
@@ -248,11 +261,20 @@ def sample_locations(
         mean: ``(B, 2)`` ``mu_t`` in ``[-1, 1]`` (with gradient, to the location network).
         std: ``sigma``, fixed.
         generator: torch generator for the draw (default: torch's global one).
+        share: for data-parallel training: the noise is drawn for the whole global batch
+            ``(total, 2)`` from ``generator`` (the same stream on every rank) and these
+            rows are used, so ``k`` ranks of ``B`` episodes draw what one process of
+            ``k B`` episodes draws.
 
     Returns:
         :class:`LocationSample`: ``location`` ``(B, 2)`` without gradient, ``log_prob`` ``(B,)``.
     """
-    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    if share is None:
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    else:
+        rows = slice(share.start, share.start + mean.shape[0])
+        shape = (share.total, *mean.shape[1:])
+        noise = torch.randn(shape, generator=generator, device=mean.device, dtype=mean.dtype)[rows]
     draw = mean.detach() + std * noise
     # log N(draw; mean, std^2 I), summed over x and y
     log_prob = (-0.5 * ((draw - mean) / std) ** 2).sum(1) - 2 * (math.log(std) + 0.5 * math.log(2 * math.pi))

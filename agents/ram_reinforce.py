@@ -3,6 +3,7 @@
     python -m agents.ram_reinforce                                   # the main job: Cluttered, ~10 min
     python -m agents.ram_reinforce --env GlimpseMNIST-v0 --epochs 200 --run-dir runs/ram_mnist
     python -m agents.ram_reinforce --resume runs/ram_mnist --epochs 400   # continue (and extend) a run
+    torchrun --nproc_per_node=2 -m agents.ram_reinforce --env GlimpseMNIST-v0   # data-parallel
 
 The agent learns only through the environment's API (see :mod:`agents.rollout`): the
 native vector environment of ``--env`` plays ``--batch-size`` episodes in lockstep through
@@ -15,6 +16,13 @@ once, at the end, with the best checkpoint (by validation), with 1 and with
 The run folder (``--run-dir``) gets ``config.json``, TensorBoard scalars (``charts/``,
 ``losses/``) and glimpse pictures, ``checkpoints/last.pt`` and ``checkpoints/best.pt`` and
 ``results/test.json``; see :mod:`agents.runs`.
+
+Under ``torchrun`` the model is trained with ``DistributedDataParallel``: every rank
+plays its own environment (its own seed, or its own share of a fixed training set),
+``--batch-size`` is per rank, the location noise of an update is drawn for the global
+batch from one stream shared by the ranks (each uses its rows, so ``k`` ranks of ``B``
+episodes play what one process of ``k B`` plays), and validation and test are shared
+out and combined; see :mod:`agents.distributed`.
 """
 
 from __future__ import annotations
@@ -30,13 +38,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.tensorboard import SummaryWriter
+from torch.distributed.elastic.multiprocessing.errors import record
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from agents.distributed import from_main, join, leave, on_main, rank_seed, update_share
 from agents.evaluate import EvalResult, evaluate_model, format_table
-from agents.losses import ram_loss
-from agents.ram import ModelConfig, RecurrentAttentionModel
-from agents.rollout import make_vector_env, play_episodes
+from agents.ram import BatchShare, ModelConfig, RecurrentAttentionModel
+from agents.rollout import EpisodeLoss, make_vector_env
 from agents.runs import (
     RESUMABLE,
     CheckpointError,
@@ -46,7 +55,10 @@ from agents.runs import (
     inference_weights,
     load_checkpoint,
     open_run,
+    open_writer,
+    own_streams,
     parse_args,
+    rank_streams,
     restore_average,
     restore_torch_rng,
     resume_args,
@@ -81,7 +93,8 @@ class Args:
     episodes_per_epoch: int | None = None
     """episodes per epoch (default: 55,000, or the fixed training set once)"""
     batch_size: int = 128
-    """episodes per update"""
+    """episodes per update and rank (under torchrun an update plays world_size * batch_size episodes; the
+    learning rate is not rescaled)"""
     optimizer: str = field(default="adam", metadata={"choices": ("adam", "sgd")})
     """adam (the study) or sgd with momentum (the paper)"""
     learning_rate: float = 3e-4
@@ -167,10 +180,12 @@ def model_config(args: Args, envs: Any) -> ModelConfig:
     )
 
 
+@record  # under torchrun: a rank's error is reported by the launcher, which ends the other ranks
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE)
     use_data_dir(args.data_dir)
-    device = check_device(args.device, "--device")
+    cluster, device = join(check_device(args.device, "--device"))
+    say = print if cluster.is_main else lambda *_: None
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.train_size is not None and (args.episodes_per_epoch or 0) > args.train_size:
@@ -179,26 +194,40 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"an epoch shows every canvas of a fixed training set at most once"
         )
     episodes_per_epoch = args.episodes_per_epoch or args.train_size or SPLIT_SIZES["train"]
-    if args.batch_size > episodes_per_epoch:
-        raise ValueError(f"--batch-size {args.batch_size} is larger than an epoch")
+    global_batch = args.batch_size * cluster.world_size
+    if global_batch > episodes_per_epoch:
+        raise ValueError(
+            f"--batch-size {args.batch_size} x {cluster.world_size} rank(s) is larger than an epoch "
+            f"({episodes_per_epoch} episodes)"
+        )
     run_dir = Path(args.resume or args.run_dir or f"runs/ram-{args.env}-seed{args.seed}")
     config = dataclasses.asdict(args)
 
     # ---------------------------------------------------------------- seeding
     random.seed(args.seed)
-    torch.manual_seed(args.seed)  # the weights and the location draws; the env has its own generator
+    torch.manual_seed(args.seed)  # the weights (the same on every rank); then dropout
+    # the location noise: one stream that every rank draws alike, each using its own rows of the
+    # global batch (in one process, all of them), so k ranks of B episodes draw what one process of k B draws
+    share = BatchShare(cluster.rank * args.batch_size, global_batch)
+    noise = torch.Generator(device).manual_seed(args.seed)
 
     # ---------------------------------------------------------------- environment
     env_kwargs: dict[str, Any] = {} if args.train_size is None else {"train_size": args.train_size}
     if args.train_initial_location == "random":
         env_kwargs["initial_location"] = "random"
     envs = make_vector_env(args.env, args.batch_size, device=device, split="train", **env_kwargs)
-    envs.reset_tensors(seed=args.seed)
-    updates_per_epoch = max(1, episodes_per_epoch // args.batch_size)
+    envs.reset_tensors(seed=rank_seed(args.seed, cluster))  # the environment's own generator, per rank
+    updates_per_epoch = max(1, episodes_per_epoch // global_batch)
 
     # ---------------------------------------------------------------- model
     mconfig = model_config(args, envs)
     model = RecurrentAttentionModel(mconfig).to(device)
+    episode_loss: torch.nn.Module = EpisodeLoss(model)  # what the updates run (DDP-wrapped under torchrun)
+    if cluster.distributed:
+        episode_loss = DistributedDataParallel(
+            episode_loss, device_ids=[device] if device.type == "cuda" else None
+        )
+        torch.manual_seed(rank_seed(args.seed, cluster))  # dropout: this rank's own stream
     average = weight_average(model, args.ema)
     evaluated = evaluated_model(model, average)  # what validation and the pictures play
     optimizer: torch.optim.Optimizer
@@ -222,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     n_params = sum(p.numel() for p in model.parameters())
 
     # ---------------------------------------------------------------- run folder
-    open_run(run_dir, config, resume=args.resume is not None, overwrite=args.overwrite)
+    resume = args.resume is not None
+    on_main(lambda: open_run(run_dir, config, resume=resume, overwrite=args.overwrite), cluster)
     checkpoints = run_dir / "checkpoints"
     start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
     if args.resume is not None:
@@ -233,15 +263,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         restore_average(average, state)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        restore_torch_rng(state, device)
-        envs.np_random.bit_generator.state = state["env_rng"]
         start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
+        streams = own_streams(state, cluster)
+        if streams is None:  # saved by a job of another size: this rank's streams start anew
+            torch.manual_seed(rank_seed(args.seed + start_epoch, cluster))
+            envs.reset_tensors(seed=rank_seed(args.seed + start_epoch, cluster))
+            say(f"{run_dir} was trained on {state.get('world_size', 1)} rank(s): random streams start anew")
+        else:
+            restore_torch_rng(streams, device)
+            envs.np_random.bit_generator.state = streams["env_rng"]
+        if state.get("location_noise") is None:  # a checkpoint from before the stream was kept
+            noise.manual_seed(args.seed + start_epoch)
+        else:
+            noise.set_state(state["location_noise"].cpu())  # the same on every rank
         history = state["history"]
-        print(f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch})")
-    writer = SummaryWriter(str(run_dir), purge_step=start_epoch * updates_per_epoch)
-    print(
+        say(f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch})")
+    writer = open_writer(run_dir, purge_step=start_epoch * updates_per_epoch, cluster=cluster)
+    say(
         f"RAM on {args.env}: {n_params:,} parameters, "
         f"{updates_per_epoch} updates of {args.batch_size} episodes per epoch"
+        + (f" on each of {cluster.world_size} ranks" if cluster.distributed else "")
     )
 
     def checkpoint_state(epoch: int) -> dict[str, Any]:
@@ -251,8 +292,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "model_config": dataclasses.asdict(mconfig),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            **torch_rng_state(device),
-            "env_rng": envs.np_random.bit_generator.state,
+            **rank_streams(
+                {**torch_rng_state(device), "env_rng": envs.np_random.bit_generator.state}, cluster
+            ),
+            "location_noise": noise.get_state(),  # the ranks' shared stream
             "epoch": epoch,
             "best_val": best_val,
             "best_epoch": best_epoch,
@@ -271,27 +314,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             started=clock,
             time_limit=args.time_limit,
         )
+        reason = from_main(reason, cluster)  # decided once: every rank stops together
         if reason is not None:
-            print(reason)
+            say(reason)
             break
         sums = torch.zeros(5, dtype=torch.float64, device=device)  # total, ce, baseline, reinforce, reward
         start = time.perf_counter()
         order = None
         if args.train_size is not None:  # a fixed training set: every canvas once per epoch
             order = np.random.default_rng([args.seed, epoch]).permutation(args.train_size)
-        bar = tqdm(range(updates_per_epoch), desc=f"epoch {epoch}", disable=not args.progress, leave=False)
+        bar = tqdm(
+            range(updates_per_epoch),
+            desc=f"epoch {epoch}",
+            disable=not (args.progress and cluster.is_main),
+            leave=False,
+        )
         for update in bar:
             options = None
             if order is not None:
-                options = {"indices": order[update * args.batch_size : (update + 1) * args.batch_size]}
-            rollout = play_episodes(model, envs, std=args.std, options=options)
-            losses = ram_loss(
-                logits=rollout.logits,
-                labels=rollout.labels,
-                reward=rollout.reward,
-                log_probs=rollout.log_probs,
-                baselines=rollout.baselines,
+                options = {"indices": update_share(order, update, args.batch_size, cluster)}
+            rollout, losses = episode_loss(
+                envs,
+                std=args.std,
                 reinforce_weight=args.reinforce_weight,
+                options=options,
+                generator=noise,
+                share=share,
             )
             if not bool(torch.isfinite(losses.total)):
                 raise TrainingDiverged(
@@ -310,6 +358,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             sums += torch.stack([*(t.detach() for t in losses), rollout.reward.mean()]).double()
         bar.close()
         seconds = time.perf_counter() - start
+        if cluster.distributed:  # every rank's sums: the epoch's means over all of its episodes
+            torch.distributed.all_reduce(sums)
+            sums /= cluster.world_size
         means = (sums / updates_per_epoch).tolist()
         val_generator = torch.Generator(device=device).manual_seed(args.seed)
         val = evaluate_model(
@@ -321,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             batch_size=args.eval_batch_size,
             episodes=args.eval_episodes,
             generator=val_generator,
+            cluster=cluster,
         )
         lr = optimizer.param_groups[0]["lr"]
         if args.lr_schedule == "plateau":
@@ -331,14 +383,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if improved:
             best_val, best_epoch = val.accuracy, epoch
         step = epoch * updates_per_epoch
-        images_per_second = updates_per_epoch * args.batch_size / seconds
+        images_per_second = updates_per_epoch * global_batch / seconds
         for name, value in zip(("total", "classification", "baseline", "reinforce"), means[:4], strict=True):
             writer.add_scalar(f"losses/{name}", value, step)
         writer.add_scalar("charts/train_reward", means[4], step)
         writer.add_scalar("charts/val_accuracy", val.accuracy, step)
         writer.add_scalar("charts/learning_rate", lr, step)
         writer.add_scalar("charts/images_per_second", images_per_second, step)
-        if args.image_every and (epoch % args.image_every == 0 or epoch == 1):
+        if cluster.is_main and args.image_every and (epoch % args.image_every == 0 or epoch == 1):
             picture = trajectory_grid(evaluated, args.env, std=args.std, count=8, device=device)
             writer.add_image("charts/glimpses", picture, step, dataformats="HWC")
         history.append(
@@ -352,10 +404,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             }
         )
         state = checkpoint_state(epoch)
-        save_checkpoint(checkpoints / "last.pt", state, config)
-        if improved:
-            save_checkpoint(checkpoints / "best.pt", state, config)
-        print(
+        if cluster.is_main:
+            save_checkpoint(checkpoints / "last.pt", state, config)
+            if improved:
+                save_checkpoint(checkpoints / "best.pt", state, config)
+        say(
             f"epoch {epoch}: train reward {means[4]:.4f}, val accuracy {val.accuracy:.4f}"
             f"{' (best)' if improved else ''}, lr {lr:.2e}, "
             f"{seconds:.1f} s ({images_per_second:,.0f} images/s)"
@@ -363,7 +416,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     writer.flush()
 
     # ---------------------------------------------------------------- test, once, with the best checkpoint
-    best = load_checkpoint(checkpoints / "best.pt", map_location=device)
+    # (rank 0 reads it and sends it: the other ranks need not see the run folder)
+    best: dict[str, Any] = on_main(lambda: load_checkpoint(checkpoints / "best.pt"), cluster)
     model.load_state_dict(inference_weights(best))
     results: dict[str, Any] = {
         "env_id": args.env,
@@ -381,8 +435,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             batch_size=args.eval_batch_size,
             episodes=args.eval_episodes,
             generator=generator,
+            cluster=cluster,
         )
-        print(format_table(test))
+        say(format_table(test))
         results[f"test_mc{samples}"] = test.as_dict()
     final = results[f"test_mc{args.test_mc_samples}"]
     results.update(
@@ -392,13 +447,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         epochs=history[-1]["epoch"] if history else 0,
         train_seconds=sum(h["seconds"] for h in history),
         params=n_params,
+        world_size=cluster.world_size,
         command="python -m agents.ram_reinforce " + " ".join(sys.argv[1:] if argv is None else argv),
         config=config,
     )
-    write_json(run_dir / "results" / "test.json", results)
+    if cluster.is_main:
+        write_json(run_dir / "results" / "test.json", results)
     writer.add_scalar("charts/test_accuracy", final["accuracy"], results["epochs"] * updates_per_epoch)
     writer.close()
-    print(f"test accuracy {final['accuracy']:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})")
+    leave()
+    say(f"test accuracy {final['accuracy']:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})")
     return results
 
 

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
+from torch import nn
 
-from agents.ram import RecurrentAttentionModel, sample_locations
+from agents.losses import RAMLoss, ram_loss
+from agents.ram import BatchShare, RecurrentAttentionModel, sample_locations
 from glimpse_env import GlimpseVectorEnv
 from glimpse_env.evaluation import lockstep_vector_env as make_vector_env
 
-__all__ = ["Rollout", "make_vector_env", "play_episodes"]
+__all__ = ["EpisodeLoss", "Rollout", "make_vector_env", "play_episodes"]
 
 
 class Rollout(NamedTuple):
@@ -47,6 +49,7 @@ def play_episodes(
     generator: torch.Generator | None = None,
     seed: int | None = None,
     observer: Callable[[int], None] | None = None,
+    share: BatchShare | None = None,
 ) -> Rollout:
     """Play one episode in every sub-environment of ``envs``, in lockstep.
 
@@ -63,6 +66,7 @@ def play_episodes(
         generator: torch generator of the location draws (default: the global one).
         seed: seed of the environment's reset (default: its generator goes on).
         observer: called with ``t`` after glimpse ``t = 1 .. T`` is observed (e.g. to render).
+        share: this process's rows of a data-parallel batch (see :func:`agents.ram.sample_locations`).
     """
     n, device = envs.num_envs, envs.device
     n_glimpses = envs.config.n_glimpses
@@ -78,7 +82,7 @@ def play_episodes(
         out = model.step(obs.glimpse, obs.location, state)
         state = out.state
         if sample:
-            location, log_prob = sample_locations(out.location_mean, std, generator=generator)
+            location, log_prob = sample_locations(out.location_mean, std, generator=generator, share=share)
         else:
             location, log_prob = out.location_mean.detach(), torch.zeros(n, device=device)
         log_probs.append(log_prob)
@@ -97,3 +101,39 @@ def play_episodes(
     return Rollout(
         logits, last.label, last.reward, stacked_log_probs, stacked_baselines, torch.stack(locations, 1)
     )
+
+
+class EpisodeLoss(nn.Module):
+    """One batch of episodes and its hybrid loss as one forward pass of a module: what
+    :class:`~torch.nn.parallel.DistributedDataParallel` wraps under ``torchrun`` (it
+    averages the ranks' gradients in the backward pass of a forward it ran).
+
+    ``forward(envs, std=..., reinforce_weight=..., options=..., generator=..., share=...)``
+    plays :func:`play_episodes` with ``model`` and returns the :class:`Rollout` and its
+    :func:`agents.losses.ram_loss`.
+    """
+
+    def __init__(self, model: RecurrentAttentionModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        envs: GlimpseVectorEnv,
+        *,
+        std: float,
+        reinforce_weight: float,
+        options: dict[str, Any] | None = None,
+        generator: torch.Generator | None = None,
+        share: BatchShare | None = None,
+    ) -> tuple[Rollout, RAMLoss]:
+        rollout = play_episodes(self.model, envs, std=std, options=options, generator=generator, share=share)
+        losses = ram_loss(
+            logits=rollout.logits,
+            labels=rollout.labels,
+            reward=rollout.reward,
+            log_probs=rollout.log_probs,
+            baselines=rollout.baselines,
+            reinforce_weight=reinforce_weight,
+        )
+        return rollout, losses

@@ -43,6 +43,9 @@ from typing import Any, TypeVar
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.tensorboard import SummaryWriter
+
+from agents.distributed import Cluster, gather_objects
 
 __all__ = [
     "AVERAGE_KEY",
@@ -57,7 +60,10 @@ __all__ = [
     "inference_weights",
     "load_checkpoint",
     "open_run",
+    "open_writer",
+    "own_streams",
     "parse_args",
+    "rank_streams",
     "restore_average",
     "restore_torch_rng",
     "resume_args",
@@ -270,6 +276,60 @@ def restore_torch_rng(state: Mapping[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch_rng"].cpu())
     if device.type == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
+
+
+#: key of a checkpoint's random streams of ranks 1 .. W - 1 (rank 0's are at the top level)
+RANK_STREAMS_KEY = "rank_streams"
+#: key of the number of ranks of the job that wrote a checkpoint (absent: 1)
+WORLD_SIZE_KEY = "world_size"
+
+
+def rank_streams(own: Mapping[str, Any], cluster: Cluster) -> dict[str, Any]:
+    """Every rank's random streams for a checkpoint (a collective: every rank calls it).
+
+    ``own`` is this rank's (e.g. :func:`torch_rng_state` and its environment's generator).
+    Rank 0's go at the top level of the checkpoint, as a single process writes them, the
+    others' under :data:`RANK_STREAMS_KEY`, with the job's size under :data:`WORLD_SIZE_KEY`.
+    """
+    everyone = gather_objects(dict(own), cluster)
+    return {**everyone[0], WORLD_SIZE_KEY: cluster.world_size, RANK_STREAMS_KEY: list(everyone[1:])}
+
+
+def own_streams(state: Mapping[str, Any], cluster: Cluster) -> Mapping[str, Any] | None:
+    """This rank's random streams in a checkpoint of :func:`rank_streams`, or ``None`` when
+    a job of another size wrote it (a resume on another number of ranks: the caller starts
+    its streams anew)."""
+    if state.get(WORLD_SIZE_KEY, 1) != cluster.world_size:
+        return None
+    return state if cluster.rank == 0 else state[RANK_STREAMS_KEY][cluster.rank - 1]
+
+
+# ----------------------------------------------------------------------------- TensorBoard
+class SilentWriter:
+    """What ranks other than 0 get from :func:`open_writer`: a writer that writes nothing."""
+
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing."""
+
+    def add_image(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing."""
+
+    def flush(self) -> None:
+        """Nothing."""
+
+    def close(self) -> None:
+        """Nothing."""
+
+
+def open_writer(run_dir: Path, *, purge_step: int, cluster: Cluster) -> SummaryWriter | SilentWriter:
+    """The run's TensorBoard writer (on rank 0; a :class:`SilentWriter` on the other ranks).
+
+    ``purge_step``: on a resume, events the killed run wrote past its last checkpoint
+    (from this global step on) are dropped, so the curves do not fold back.
+    """
+    if not cluster.is_main:
+        return SilentWriter()
+    return SummaryWriter(str(run_dir), purge_step=purge_step)
 
 
 # ----------------------------------------------------------------------------- weight averages

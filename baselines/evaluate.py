@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from agents.distributed import SINGLE, Cluster, gather_objects
 from agents.runs import (
     CheckpointError,
     inference_weights,
@@ -74,19 +75,29 @@ def evaluate_classifier(
     batch_size: int = 1000,
     env_id: str,
     split: str,
+    cluster: Cluster = SINGLE,
 ) -> ClassifierResult:
     """Classify every canvas of ``images`` (on the model's device) and score it with
     :func:`glimpse_env.evaluation.score_predictions` (the project's one scoring: accuracy,
-    Wilson 95% interval, per-class accuracy)."""
+    Wilson 95% interval, per-class accuracy).
+
+    Under ``torchrun`` (``cluster``) the batches of ``batch_size`` canvases are shared out
+    (batch ``b`` to rank ``b mod world_size``) and the predictions gathered: every canvas
+    is classified in the same batch as in one process, so every rank gets the result one
+    process gets."""
     was_training = model.training
     model.eval()
-    predictions = []
+    mine = []
     start = time.perf_counter()
-    for first in range(0, images.labels.shape[0], batch_size):
-        predictions.append(model(as_inputs(images.canvases[first : first + batch_size])).argmax(1))
-    predicted = torch.cat(predictions).cpu()  # waits for the device: the time is the classification's
+    starts = range(0, images.labels.shape[0], batch_size)
+    for first in starts[cluster.rank :: cluster.world_size]:
+        logits = model(as_inputs(images.canvases[first : first + batch_size]))
+        mine.append((first, logits.argmax(1).cpu()))  # waits for the device: the time is the classification's
     elapsed = time.perf_counter() - start
     model.train(was_training)
+    parts = [part for rank_parts in gather_objects(mine, cluster) for part in rank_parts]
+    shares = sorted(parts, key=lambda part: part[0])
+    predicted = torch.cat([part for _, part in shares]) if shares else torch.zeros(0, dtype=torch.int64)
     scores = score_predictions(predicted, images.labels, num_classes=model.config.num_classes)
     return ClassifierResult(
         env_id=env_id,

@@ -12,7 +12,9 @@ Both see the whole canvas that a glimpse environment shows (``(B, 1, H, W)`` flo
 - :class:`SelfAttentionCNN`  the feature map is cut into ``n = ceil(h/b) * ceil(w/b)`` blocks
   of ``b x b`` cells (``b = block_size``), each flattened to ``F b^2`` and projected to ``d``;
   plus a learned position embedding, the blocks attend to each other
-  (``z = LayerNorm(e + MHA(e, e, e))``, ``heads`` heads, scaled dot-product attention);
+  (``z = LayerNorm(e + MHA(e, e, e))``, ``heads`` heads, scaled dot-product attention),
+  optionally followed by a Transformer encoder layer's position-wise feed-forward sublayer
+  (``z <- LayerNorm(z + W_f2 relu(W_f1 z))``, ``ffn_hidden`` wide; off by default, as in the study);
   a softmax over the blocks weights their sum, ``s = \sum_i a_i z_i`` with
   ``a = softmax(w^T z)``, and ``logits = W_4 relu(W_3 s)``.
 
@@ -38,6 +40,7 @@ __all__ = [
     "AttentionMaps",
     "BaselineConfig",
     "ConvEncoder",
+    "FeedForward",
     "SelfAttentionCNN",
     "SimpleCNN",
     "as_inputs",
@@ -83,6 +86,10 @@ class BaselineConfig:
     """self_attention: ``b``, a block is ``b x b`` cells of the feature map."""
     head_hidden: int = HEAD_HIDDEN
     """self_attention: width of the classifier's hidden layer."""
+    ffn_hidden: int = 0
+    """self_attention: width of a position-wise feed-forward sublayer after the attention
+    (``z <- LayerNorm(z + W_f2 relu(W_f1 z))``, as in a Transformer encoder layer); 0: none, the
+    study's model."""
     dropout: float = 0.0
     """Dropout before the last layer (and on the attention weights), in training only."""
     feature_dropout: float = 0.0
@@ -103,6 +110,8 @@ class BaselineConfig:
         sizes = (*self.canvas_shape, self.num_classes, self.hidden, self.d_model, self.heads)
         if min((*sizes, self.block_size, self.head_hidden)) < 1:
             raise ValueError(f"every size of a BaselineConfig must be >= 1, got {self}")
+        if self.ffn_hidden < 0:
+            raise ValueError(f"ffn_hidden must be >= 0 (0: no feed-forward sublayer), got {self.ffn_hidden}")
         if self.d_model % self.heads:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
         if min(ConvEncoder.output_shape(self.canvas_shape)) < 1:
@@ -186,9 +195,11 @@ class SelfAttentionCNN(nn.Module):
     ``x (B, 1, H, W) -> enc(x) (B, F, h, w)``, padded with zeros to a multiple of ``b``,
     cut into ``n`` blocks ``(B, n, F b^2)``, projected ``e = W_p blocks + P`` ``(B, n, d)``
     (``P`` a learned position embedding), ``z = LayerNorm(e + MHA(e, e, e))`` ``(B, n, d)``,
-    ``a = softmax_i(w^T z_i)`` ``(B, n)``, ``s = sum_i a_i z_i`` ``(B, d)``,
-    ``logits = W_4 relu(W_3 s)`` ``(B, C)``. In training, ``feature_dropout`` acts on the
-    blocks before ``W_p``, ``dropout`` on the attention weights and on ``relu(W_3 s)``.
+    with ``ffn_hidden > 0`` then ``z <- LayerNorm(z + W_f2 relu(W_f1 z))`` ``(B, n, d)``
+    (``W_f1`` ``d -> ffn_hidden``), ``a = softmax_i(w^T z_i)`` ``(B, n)``,
+    ``s = sum_i a_i z_i`` ``(B, d)``, ``logits = W_4 relu(W_3 s)`` ``(B, C)``. In training,
+    ``feature_dropout`` acts on the blocks before ``W_p``, ``dropout`` on the attention
+    weights, on the feed-forward sublayer's output and on ``relu(W_3 s)``.
     """
 
     def __init__(self, config: BaselineConfig) -> None:
@@ -208,6 +219,10 @@ class SelfAttentionCNN(nn.Module):
             config.d_model, config.heads, dropout=config.dropout, batch_first=True
         )
         self.norm = nn.LayerNorm(config.d_model)
+        # the feed-forward sublayer (identity when ffn_hidden is 0: the study's model)
+        self.feed_forward: nn.Module = nn.Identity()
+        if config.ffn_hidden:
+            self.feed_forward = FeedForward(config.d_model, config.ffn_hidden, dropout=config.dropout)
         self.score = nn.Linear(config.d_model, 1)
         self.fc1 = nn.Linear(config.d_model, config.head_hidden)
         self.dropout = nn.Dropout(config.dropout)
@@ -223,7 +238,7 @@ class SelfAttentionCNN(nn.Module):
     def _attend(self, images: torch.Tensor, *, need_weights: bool) -> tuple[torch.Tensor, ...]:
         tokens = self.project(self.feature_dropout(self.blocks(images))) + self.position
         mixed, weights = self.attention(tokens, tokens, tokens, need_weights=need_weights)
-        z = self.norm(tokens + mixed)
+        z = self.feed_forward(self.norm(tokens + mixed))
         pooling = torch.softmax(self.score(z).squeeze(-1), dim=1)  # (B, n)
         pooled = torch.einsum("bn,bnd->bd", pooling, z)
         logits = self.fc2(self.dropout(F.relu(self.fc1(pooled))))
@@ -237,6 +252,21 @@ class SelfAttentionCNN(nn.Module):
         """The logits with the pooling and self-attention weights over the blocks."""
         logits, pooling, weights = self._attend(images, need_weights=True)
         return AttentionMaps(logits=logits, pooling=pooling, attention=weights, grid=self.grid)
+
+
+class FeedForward(nn.Module):
+    """A Transformer encoder layer's position-wise feed-forward sublayer, post-norm:
+    ``z (B, n, d) -> LayerNorm(z + dropout(W_2 relu(W_1 z))) (B, n, d)``, ``W_1: d -> hidden``."""
+
+    def __init__(self, d_model: int, hidden: int, *, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(d_model, hidden), nn.ReLU(), nn.Linear(hidden, d_model), nn.Dropout(dropout)
+        )
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.norm(z + self.net(z))
 
 
 def as_inputs(canvases: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@
     python -m baselines.train --model cnn --env GlimpseMNIST-Cluttered-v0
     python -m baselines.train --model self_attention --env GlimpseMNIST-Cluttered-v0 --train-size 10000
     python -m baselines.train --resume runs/cnn-GlimpseMNIST-Fashion-v0-seed1 --epochs 60
+    torchrun --nproc_per_node=2 -m baselines.train --model cnn --env GlimpseMNIST-Fashion-v0   # data-parallel
 
 The images come from the environment's canvas API (:class:`glimpse_env.CanvasSource`) for
 ``--env``: fresh training canvases drawn on the device batch by batch (the default), or
@@ -15,6 +16,10 @@ is on ``val``; ``test`` is scored once, at the end, with the best checkpoint.
 The run folder (``--run-dir``) gets ``config.json``, TensorBoard scalars (``charts/``,
 ``losses/``) and sample pictures, ``checkpoints/last.pt`` and ``checkpoints/best.pt`` and
 ``results/test.json``; see :mod:`agents.runs` (the module the RAM agent uses too).
+
+Under ``torchrun`` the model is trained with ``DistributedDataParallel``: every rank
+draws its own canvases (or its own share of the fixed training set), ``--batch-size`` is
+per rank, and validation and test are shared out and combined; see :mod:`agents.distributed`.
 """
 
 from __future__ import annotations
@@ -30,10 +35,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.distributed.elastic.multiprocessing.errors import record
 from torch.nn import functional as F
-from torch.utils.tensorboard import SummaryWriter
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from agents.distributed import from_main, join, leave, on_main, rank_seed, update_share
 from agents.runs import (
     RESUMABLE,
     CheckpointError,
@@ -43,7 +50,10 @@ from agents.runs import (
     inference_weights,
     load_checkpoint,
     open_run,
+    open_writer,
+    own_streams,
     parse_args,
+    rank_streams,
     restore_average,
     restore_torch_rng,
     resume_args,
@@ -91,7 +101,8 @@ class Args:
     images_per_epoch: int | None = None
     """training images per epoch (default: 55,000, or the fixed training set once)"""
     batch_size: int = 128
-    """images per update"""
+    """images per update and rank (under torchrun an update sees world_size * batch_size images; the learning
+    rate is not rescaled)"""
     learning_rate: float = 1e-3
     """initial learning rate of Adam (the study: 1e-3)"""
     lr_factor: float = 0.5
@@ -122,6 +133,9 @@ class Args:
     """self_attention: attention heads (d_model must be a multiple)"""
     head_hidden: int = HEAD_HIDDEN
     """self_attention: width of the classifier's hidden layer"""
+    ffn_hidden: int = 0
+    """self_attention: width of a Transformer-style feed-forward sublayer after the attention (0: none,
+    the study's model)"""
     eval_batch_size: int = 1000
     """images per batch in validation and test"""
     image_every: int = 5
@@ -146,11 +160,13 @@ class Args:
     """show a progress bar"""
 
 
+@record  # under torchrun: a rank's error is reported by the launcher, which ends the other ranks
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE)
     check_env_id(args.env)
     use_data_dir(args.data_dir)
-    device = check_device(args.device, "--device")
+    cluster, device = join(check_device(args.device, "--device"))
+    say = print if cluster.is_main else lambda *_: None
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.train_size is not None and (args.images_per_epoch or 0) > args.train_size:
@@ -161,24 +177,26 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if not 0.0 <= args.label_smoothing < 1.0:
         raise ValueError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
     images_per_epoch = args.images_per_epoch or args.train_size or SPLIT_SIZES["train"]
-    if args.batch_size > images_per_epoch:
+    global_batch = args.batch_size * cluster.world_size
+    if global_batch > images_per_epoch:
         raise ValueError(
-            f"--batch-size {args.batch_size} is larger than an epoch ({images_per_epoch} images)"
+            f"--batch-size {args.batch_size} x {cluster.world_size} rank(s) is larger than an epoch "
+            f"({images_per_epoch} images)"
         )
     run_dir = Path(args.resume or args.run_dir or f"runs/{args.model}-{args.env}-seed{args.seed}")
     config = dataclasses.asdict(args)
 
     # ---------------------------------------------------------------- seeding
     random.seed(args.seed)
-    torch.manual_seed(args.seed)  # the weights and dropout
-    canvas_rng = np.random.default_rng(args.seed)  # the fresh training canvases
+    torch.manual_seed(args.seed)  # the weights (the same on every rank) and dropout
+    canvas_rng = np.random.default_rng(rank_seed(args.seed, cluster))  # this rank's fresh training canvases
 
     # ---------------------------------------------------------------- canvases (the environment's)
     overrides: dict[str, Any] = {} if args.train_size is None else {"train_size": args.train_size}
     train_source = CanvasSource.from_id(args.env, split="train", device=device, **overrides)
     fixed_train = None if args.train_size is None else load_images(train_source, args.eval_batch_size)
     val = load_images(CanvasSource.from_id(args.env, split="val", device=device), args.eval_batch_size)
-    updates_per_epoch = max(1, images_per_epoch // args.batch_size)
+    updates_per_epoch = max(1, images_per_epoch // global_batch)
 
     # ---------------------------------------------------------------- model
     mconfig = BaselineConfig(
@@ -190,10 +208,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         heads=args.heads,
         block_size=args.block_size,
         head_hidden=args.head_hidden,
+        ffn_hidden=args.ffn_hidden,
         dropout=args.dropout,
         feature_dropout=args.feature_dropout,
     )
     model = model_from_config(mconfig).to(device)
+    trained: torch.nn.Module = model  # what the updates run: the model, or its DDP wrapper under torchrun
+    if cluster.distributed:
+        trained = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        torch.manual_seed(rank_seed(args.seed, cluster))  # dropout: this rank's own stream
     average = weight_average(model, args.ema)
     evaluated = evaluated_model(model, average)  # what validation and the pictures see
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
@@ -203,7 +226,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     n_params = count_parameters(model)
 
     # ---------------------------------------------------------------- run folder
-    open_run(run_dir, config, resume=args.resume is not None, overwrite=args.overwrite)
+    resume = args.resume is not None
+    on_main(lambda: open_run(run_dir, config, resume=resume, overwrite=args.overwrite), cluster)
     checkpoints = run_dir / "checkpoints"
     start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
     if args.resume is not None:
@@ -214,15 +238,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         restore_average(average, state)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        restore_torch_rng(state, device)
-        canvas_rng.bit_generator.state = state["canvas_rng"]
         start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
+        streams = own_streams(state, cluster)
+        if streams is None:  # saved by a job of another size: this rank's streams start anew
+            torch.manual_seed(rank_seed(args.seed + start_epoch, cluster))
+            canvas_rng = np.random.default_rng([rank_seed(args.seed, cluster), start_epoch])
+            say(f"{run_dir} was trained on {state.get('world_size', 1)} rank(s): random streams start anew")
+        else:
+            restore_torch_rng(streams, device)
+            canvas_rng.bit_generator.state = streams["canvas_rng"]
         history = state["history"]
-        print(f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch})")
-    writer = SummaryWriter(str(run_dir), purge_step=start_epoch * updates_per_epoch)
-    print(
+        say(f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch})")
+    writer = open_writer(run_dir, purge_step=start_epoch * updates_per_epoch, cluster=cluster)
+    say(
         f"{args.model} on {args.env} canvases {mconfig.canvas_shape}: {n_params:,} parameters, "
         f"{updates_per_epoch} updates of {args.batch_size} images per epoch"
+        + (f" on each of {cluster.world_size} ranks" if cluster.distributed else "")
     )
 
     def checkpoint_state(epoch: int) -> dict[str, Any]:
@@ -232,8 +263,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "model_config": dataclasses.asdict(mconfig),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            **torch_rng_state(device),
-            "canvas_rng": canvas_rng.bit_generator.state,
+            **rank_streams(
+                {**torch_rng_state(device), "canvas_rng": canvas_rng.bit_generator.state}, cluster
+            ),
             "epoch": epoch,
             "best_val": best_val,
             "best_epoch": best_epoch,
@@ -245,9 +277,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if fixed_train is None:
             return train_source.fresh(args.batch_size, canvas_rng)
         assert order is not None
-        picked = torch.as_tensor(
-            order[update * args.batch_size : (update + 1) * args.batch_size], device=device
-        )
+        picked = torch.as_tensor(update_share(order, update, args.batch_size, cluster), device=device)
         return fixed_train.canvases[picked], fixed_train.labels[picked]
 
     # ---------------------------------------------------------------- training loop
@@ -261,8 +291,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             started=clock,
             time_limit=args.time_limit,
         )
+        reason = from_main(reason, cluster)  # decided once: every rank stops together
         if reason is not None:
-            print(reason)
+            say(reason)
             break
         model.train()
         sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss, correct
@@ -271,7 +302,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         order = None
         if args.train_size is not None:  # a fixed training set: every canvas once per epoch
             order = np.random.default_rng([args.seed, epoch]).permutation(args.train_size)
-        bar = tqdm(range(updates_per_epoch), desc=f"epoch {epoch}", disable=not args.progress, leave=False)
+        bar = tqdm(
+            range(updates_per_epoch),
+            desc=f"epoch {epoch}",
+            disable=not (args.progress and cluster.is_main),
+            leave=False,
+        )
         for update in bar:
             if device.type == "cuda":  # time the canvases alone, not the GPU's queue of the last update
                 torch.cuda.synchronize(device)
@@ -280,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             canvas_seconds += time.perf_counter() - batch_start
-            logits = model(as_inputs(canvases))
+            logits = trained(as_inputs(canvases))
             loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
             if not bool(torch.isfinite(loss)):
                 raise RuntimeError(
@@ -296,9 +332,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             sums += torch.stack([loss.detach(), (logits.detach().argmax(1) == labels).sum()]).double()
         bar.close()
         seconds = time.perf_counter() - start
+        if cluster.distributed:  # every rank's sums: the epoch's means over all of its images
+            torch.distributed.all_reduce(sums)
+            sums /= cluster.world_size
         train_loss, train_correct = sums.tolist()
         result = evaluate_classifier(
-            evaluated, val, batch_size=args.eval_batch_size, env_id=args.env, split="val"
+            evaluated, val, batch_size=args.eval_batch_size, env_id=args.env, split="val", cluster=cluster
         )
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step(result.accuracy)
@@ -306,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if improved:
             best_val, best_epoch = result.accuracy, epoch
         step = epoch * updates_per_epoch
-        images_per_second = updates_per_epoch * args.batch_size / seconds
+        images_per_second = updates_per_epoch * global_batch / seconds
         writer.add_scalar("losses/cross_entropy", train_loss / updates_per_epoch, step)
         writer.add_scalar(
             "charts/train_accuracy", train_correct / (updates_per_epoch * args.batch_size), step
@@ -315,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         writer.add_scalar("charts/learning_rate", lr, step)
         writer.add_scalar("charts/images_per_second", images_per_second, step)
         writer.add_scalar("charts/canvas_share", canvas_seconds / seconds, step)
-        if args.image_every and (epoch % args.image_every == 0 or epoch == 1):
+        if cluster.is_main and args.image_every and (epoch % args.image_every == 0 or epoch == 1):
             writer.add_image(
                 "charts/samples", sample_picture(evaluated, val, count=8), step, dataformats="HWC"
             )
@@ -330,10 +369,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             }
         )
         state = checkpoint_state(epoch)
-        save_checkpoint(checkpoints / "last.pt", state, config)
-        if improved:
-            save_checkpoint(checkpoints / "best.pt", state, config)
-        print(
+        if cluster.is_main:
+            save_checkpoint(checkpoints / "last.pt", state, config)
+            if improved:
+                save_checkpoint(checkpoints / "best.pt", state, config)
+        say(
             f"epoch {epoch}: train loss {train_loss / updates_per_epoch:.4f}, "
             f"val accuracy {result.accuracy:.4f}"
             f"{' (best)' if improved else ''}, lr {lr:.2e}, {seconds:.1f} s "
@@ -342,15 +382,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     writer.flush()
 
     # ---------------------------------------------------------------- test, once, with the best checkpoint
-    best = load_checkpoint(checkpoints / "best.pt", map_location=device)
+    # (rank 0 reads it and sends it: the other ranks need not see the run folder)
+    best: dict[str, Any] = on_main(lambda: load_checkpoint(checkpoints / "best.pt"), cluster)
     model.load_state_dict(inference_weights(best))
     test_images = load_images(
         CanvasSource.from_id(args.env, split="test", device=device), args.eval_batch_size
     )
     test: ClassifierResult = evaluate_classifier(
-        model, test_images, batch_size=args.eval_batch_size, env_id=args.env, split="test"
+        model, test_images, batch_size=args.eval_batch_size, env_id=args.env, split="test", cluster=cluster
     )
-    print(format_table(test))
+    say(format_table(test))
     train_seconds = sum(h["seconds"] for h in history)
     results: dict[str, Any] = {
         **test.as_dict(),
@@ -359,16 +400,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "val_accuracy": best["best_val"],
         "epochs": history[-1]["epoch"] if history else 0,
         "train_seconds": train_seconds,
-        "images_per_second": updates_per_epoch * args.batch_size * len(history) / max(train_seconds, 1e-9),
+        "images_per_second": updates_per_epoch * global_batch * len(history) / max(train_seconds, 1e-9),
         "canvas_share": sum(h["canvas_seconds"] for h in history) / max(train_seconds, 1e-9),
         "device": str(device),
+        "world_size": cluster.world_size,
         "command": "python -m baselines.train " + " ".join(sys.argv[1:] if argv is None else argv),
         "config": config,
     }
-    write_json(run_dir / "results" / "test.json", results)
+    if cluster.is_main:
+        write_json(run_dir / "results" / "test.json", results)
     writer.add_scalar("charts/test_accuracy", test.accuracy, results["epochs"] * updates_per_epoch)
     writer.close()
-    print(f"test accuracy {test.accuracy:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})")
+    leave()
+    say(f"test accuracy {test.accuracy:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})")
     return results
 
 

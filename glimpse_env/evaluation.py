@@ -30,7 +30,7 @@ the accuracy is the mean reward.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, TypedDict
 
 import gymnasium as gym
@@ -61,6 +61,8 @@ __all__ = [
     "RandomPolicy",
     "SB3Policy",
     "Scores",
+    "ShardOutcome",
+    "batch_seed",
     "evaluate",
     "format_table",
     "lockstep_vector_env",
@@ -75,6 +77,8 @@ __all__ = [
 Z95 = 1.959963984540054
 #: episodes per batch of :func:`evaluate` unless told otherwise
 DEFAULT_NUM_ENVS = 1000
+#: the seeds of the batches of an evaluation seeded with s are s + b * stride (mod 2^63)
+_BATCH_SEED_STRIDE = 1_000_003
 #: keyword arguments of the environments that are not task settings (:class:`TaskConfig`)
 _NON_TASK_KWARGS = ("data_dir", "render_mode")
 
@@ -228,9 +232,12 @@ class Policy(Protocol):
         ``(action, state)``: a :class:`PolicyAction` dict and the state for the next step
         (anything; ``None`` for a memoryless policy).
 
-    A policy may carry a ``name`` attribute; :func:`evaluate` reports it. Plain functions
-    qualify, as do the adapters :class:`RandomPolicy`, :class:`SB3Policy` and
-    ``agents.evaluate.RAMPolicy``.
+    A policy may carry a ``name`` attribute; :func:`evaluate` reports it. It may have a
+    ``start_batch(number)`` method: :func:`evaluate` calls it before playing batch
+    ``number``, so that a policy that draws random numbers can reseed them per batch
+    (``agents.evaluate.RAMPolicy`` does, with :func:`batch_seed`): a batch then plays the
+    same whichever process of a sharded evaluation plays it. Plain functions qualify, as
+    do the adapters :class:`RandomPolicy`, :class:`SB3Policy` and ``agents.evaluate.RAMPolicy``.
     """
 
     def __call__(
@@ -467,6 +474,24 @@ class _Batch(NamedTuple):
     """``(T, 2)`` float64: the locations of glimpses ``1 .. T``, summed over the episodes."""
 
 
+class ShardOutcome(NamedTuple):
+    """What one shard of an evaluation played (:func:`evaluate`'s ``shard``): enough to
+    score the union of the shards exactly, whichever process played which batch."""
+
+    batches: list[tuple[int, np.ndarray, np.ndarray]]
+    """``(batch number, predictions, true labels)`` of each batch played, per canvas."""
+    reward_sum: float
+    location_sum: np.ndarray
+    """``(T, 2)`` float64: the locations of glimpses ``1 .. T``, summed over the episodes."""
+    seconds: float
+
+
+def batch_seed(seed: int, batch: int) -> int:
+    """The environment seed of batch ``batch`` of :func:`evaluate` (``seed`` itself for the
+    first): each batch has its own, so a batch plays the same wherever it is played."""
+    return (seed + batch * _BATCH_SEED_STRIDE) % 2**63
+
+
 def _play_batch(
     policy: Policy, envs: GlimpseVectorEnv, *, indices: np.ndarray, seed: int | None, episodes: int
 ) -> _Batch:
@@ -506,6 +531,8 @@ def evaluate(
     seed: int = 0,
     device: str | torch.device = "cpu",
     name: str | None = None,
+    shard: tuple[int, int] = (0, 1),
+    exchange: Callable[[ShardOutcome], Sequence[ShardOutcome]] | None = None,
     **env_kwargs: Any,
 ) -> EvaluationResult:
     """Play ``policy`` on every canvas of ``split`` (or the first ``episodes``) and score it.
@@ -528,12 +555,19 @@ def evaluate(
         mc_samples: ``M``, episodes per canvas, combined by :func:`monte_carlo_predictions`;
             with ``M = 1`` the class is the label played.
         num_envs: episodes per batch (rounded down to a multiple of ``M``, at least ``M``).
-        seed: seeds the environment's generator at the first reset (it draws the first
-            locations when ``initial_location="random"``); the policy's own randomness is
-            its own (e.g. ``RandomPolicy(C, seed)``).
+        seed: seeds the environment's generator at the reset of every batch (batch ``b``
+            with :func:`batch_seed`; it draws the first locations when
+            ``initial_location="random"``); the policy's own randomness is its own (e.g.
+            ``RandomPolicy(C, seed)``, or reseeded per batch by its ``start_batch``).
         device: the environment's device (the policy converts what it needs).
         name: the policy's name in the result (default: its ``name`` attribute, else its
             type's or function's name).
+        shard: ``(i, k)``: play only batches ``b`` with ``b mod k == i`` (one process of
+            ``k`` sharing the evaluation); default: every batch.
+        exchange: with a ``shard``, sends this process's :class:`ShardOutcome` to the
+            others and returns all ``k`` of them (e.g. ``torch.distributed.all_gather_object``);
+            the result then scores every canvas, the same in every process and the same
+            as one process playing every batch.
         env_kwargs: further settings of the environment (``gym.make_vec`` keyword arguments).
 
     Returns:
@@ -546,6 +580,11 @@ def evaluate(
             f"got {type(policy).__name__}"
         )
     repeats = check_int(mc_samples, "mc_samples", low=1)
+    shard_index, shard_count = shard
+    shard_count = check_int(shard_count, "the shard count", low=1)
+    shard_index = check_int(shard_index, "the shard index", low=0, high=shard_count - 1)
+    if shard_count > 1 and exchange is None:
+        raise ValueError("a shard of an evaluation needs an exchange to gather the other shards' outcomes")
     num_envs = check_int(num_envs, "num_envs", low=1)
     seed = check_int(seed, "seed", low=0)
     if episodes is not None:
@@ -570,34 +609,51 @@ def evaluate(
     num_classes = envs.task.num_classes
     policy_name = name or getattr(policy, "name", None) or getattr(policy, "__name__", type(policy).__name__)
 
-    predictions, truths = [], []
+    played: list[tuple[int, np.ndarray, np.ndarray]] = []
     rewards = 0.0
     location_sum = np.zeros((envs.config.n_glimpses, LOCATION_SIZE), dtype=np.float64)
     start_time = time.perf_counter()
-    for first in range(0, count, per_batch):
+    batch_starts = range(0, count, per_batch)
+    start_batch = getattr(policy, "start_batch", None)
+    for number in range(shard_index, len(batch_starts), shard_count):
+        first = batch_starts[number]
+        if start_batch is not None:
+            start_batch(number)
         canvases = np.minimum(np.arange(first, first + per_batch), count - 1)
         batch = _play_batch(
             policy,
             envs,
             indices=np.repeat(canvases, repeats),
-            seed=seed if first == 0 else None,
+            seed=batch_seed(seed, number),
             episodes=min(per_batch, count - first) * repeats,
         )
         if repeats == 1:
-            predictions.append(batch.played)
+            predicted = batch.played
         else:
             grouped = None if batch.scores is None else batch.scores.reshape(-1, repeats, num_classes)
-            predictions.append(
-                monte_carlo_predictions(batch.played.reshape(-1, repeats), grouped, num_classes=num_classes)
+            predicted = monte_carlo_predictions(
+                batch.played.reshape(-1, repeats), grouped, num_classes=num_classes
             )
-        truths.append(batch.labels[::repeats])
+        played.append((number, predicted, batch.labels[::repeats]))
         rewards += batch.reward_sum
         location_sum += batch.location_sum
-    elapsed = time.perf_counter() - start_time
     envs.close()
+    outcome = ShardOutcome(played, rewards, location_sum, time.perf_counter() - start_time)
+    outcomes = [outcome] if exchange is None else list(exchange(outcome))
+    batches = sorted((b for shard_outcome in outcomes for b in shard_outcome.batches), key=lambda b: b[0])
+    if [b[0] for b in batches] != list(range(len(batch_starts))):
+        raise RuntimeError(
+            f"the shards played batches {[b[0] for b in batches]}, expected each of 0 .. "
+            f"{len(batch_starts) - 1} once: every process must pass the same settings and its own shard"
+        )
     scores_of = score_predictions(
-        np.concatenate(predictions), np.concatenate(truths), num_classes=num_classes
+        np.concatenate([b[1] for b in batches]),
+        np.concatenate([b[2] for b in batches]),
+        num_classes=num_classes,
     )
+    rewards = sum(o.reward_sum for o in outcomes)
+    location_sum = np.sum([o.location_sum for o in outcomes], axis=0)
+    elapsed = max(o.seconds for o in outcomes)
     played_total = count * repeats
     return EvaluationResult(
         env_id=env_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from baselines import evaluate, train, visualize
 from baselines.models import (
     BaselineConfig,
     ConvEncoder,
+    FeedForward,
     SelfAttentionCNN,
     SimpleCNN,
     build_model,
@@ -103,6 +105,29 @@ def test_bad_model_settings() -> None:
         build_model("cnn", (4, 4), 10)
     with pytest.raises(ValueError, match="multiple of heads"):
         BaselineConfig(name="self_attention", canvas_shape=(28, 28), num_classes=10, heads=7)
+    with pytest.raises(ValueError, match="ffn_hidden must be >= 0"):
+        BaselineConfig(name="self_attention", canvas_shape=(28, 28), num_classes=10, ffn_hidden=-1)
+
+
+def test_feed_forward_sublayer_is_a_post_norm_residual_and_off_by_default() -> None:
+    """``ffn_hidden`` adds ``z <- LayerNorm(z + W_2 relu(W_1 z))`` after the attention; without it
+    the model is the study's (and a checkpoint config saved before the field existed loads)."""
+    base = BaselineConfig(name="self_attention", canvas_shape=(28, 28), num_classes=10, block_size=2)
+    plain = SelfAttentionCNN(base)
+    assert isinstance(plain.feed_forward, torch.nn.Identity)
+    saved = dataclasses.asdict(base)
+    del saved["ffn_hidden"]
+    assert BaselineConfig.from_dict(saved) == base
+    wide = SelfAttentionCNN(dataclasses.replace(base, ffn_hidden=160))
+    assert count_parameters(wide) - count_parameters(plain) == (256 * 160 + 160) + (160 * 256 + 256) + 2 * 256
+    assert count_parameters(wide) <= 470_000  # still within the study's budget on 28x28
+    assert isinstance(wide.feed_forward, FeedForward)
+    wide.eval()
+    z = torch.randn(3, 9, 256)
+    first, _, second, _ = wide.feed_forward.net
+    expected = torch.nn.functional.layer_norm(z + second(torch.relu(first(z))), (256,))
+    torch.testing.assert_close(wide.feed_forward(z), expected)  # the LayerNorm starts as the identity affine
+    assert wide.explain(torch.rand(3, 1, 28, 28)).logits.shape == (3, 10)
 
 
 @pytest.mark.parametrize("name", ["cnn", "self_attention"])

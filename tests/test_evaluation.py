@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from glimpse_env.evaluation import (
     EvaluationResult,
     RandomPolicy,
     SB3Policy,
+    ShardOutcome,
+    batch_seed,
     evaluate,
     monte_carlo_predictions,
     score_predictions,
@@ -287,7 +290,8 @@ def test_sb3_adapter_refuses_what_it_cannot_decode() -> None:
 # ----------------------------------------------------------------------------- the RAM
 def test_ram_policy_plays_exactly_the_fast_tensor_loop() -> None:
     """agents.evaluate.evaluate_model (the protocol with RAMPolicy) against the RAM's own
-    tensor-API loop, agents.rollout.play_episodes, on the same canvases and draws."""
+    tensor-API loop, agents.rollout.play_episodes, on the same canvases and draws (the
+    generator reseeded before every batch, as the protocol does)."""
     from agents.evaluate import evaluate_model
     from agents.ram import ModelConfig, RecurrentAttentionModel
     from agents.rollout import make_vector_env, play_episodes
@@ -310,6 +314,7 @@ def test_ram_policy_plays_exactly_the_fast_tensor_loop() -> None:
     predictions, labels, locations = [], [], []
     with torch.no_grad():
         for first in range(0, count, per_batch):
+            generator.manual_seed(batch_seed(3, first // per_batch))  # each batch its own draws
             indices = torch.arange(first, first + per_batch).repeat_interleave(repeats)
             rollout = play_episodes(
                 model, envs, std=0.1, options={"indices": indices.numpy()}, generator=generator
@@ -409,3 +414,49 @@ def test_cli_refuses_bad_policies(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["--env", "GlimpseMNIST-Nope-v0", "--policy", "random"])
     assert exit_info.value.code == 2
+
+
+def test_shards_of_an_evaluation_combine_into_the_whole_one() -> None:
+    """Three processes' shards (batch b to shard b mod 3), exchanged, score exactly what one
+    process playing every batch scores; a missing shard or a shard without exchange is refused."""
+
+    def by_glimpse(observation: Any, state: Any, episode_start: np.ndarray) -> tuple[dict[str, Any], None]:
+        glimpse = np.asarray(observation["glimpse"])
+        n = glimpse.shape[0]
+        label = (glimpse.reshape(n, -1).sum(1) * 7).astype(np.int64) % 10  # a function of the canvas
+        return {"location": np.full((n, 2), 0.25, dtype=np.float32), "label": label}, None
+
+    whole = evaluate(by_glimpse, MNIST, episodes=550, num_envs=100)
+    outcomes: dict[int, ShardOutcome] = {}
+
+    class Captured(Exception):
+        pass
+
+    def capture(index: int) -> Any:
+        def exchange(outcome: ShardOutcome) -> list[ShardOutcome]:
+            outcomes[index] = outcome
+            raise Captured
+
+        return exchange
+
+    for index in (1, 2):
+        with pytest.raises(Captured):
+            evaluate(by_glimpse, MNIST, episodes=550, num_envs=100, shard=(index, 3), exchange=capture(index))
+    assert [b[0] for b in outcomes[1].batches] == [1, 4] and [b[0] for b in outcomes[2].batches] == [2, 5]
+    combined = evaluate(
+        by_glimpse,
+        MNIST,
+        episodes=550,
+        num_envs=100,
+        shard=(0, 3),
+        exchange=lambda outcome: [outcome, outcomes[1], outcomes[2]],
+    )
+    assert combined.n == whole.n == 550 and whole.accuracy > 0
+    assert combined.accuracy == whole.accuracy and combined.per_class == whole.per_class
+    assert combined.ci95 == whole.ci95 and combined.mean_reward == whole.mean_reward
+    np.testing.assert_allclose(combined.mean_locations, whole.mean_locations, rtol=1e-12)
+    with pytest.raises(RuntimeError, match=r"expected each of 0 \.\. 5 once"):
+        evaluate(by_glimpse, MNIST, episodes=550, num_envs=100, shard=(0, 3), exchange=lambda o: [o])
+    with pytest.raises(ValueError, match="needs an exchange"):
+        evaluate(by_glimpse, MNIST, episodes=550, num_envs=100, shard=(0, 3))
+    assert batch_seed(7, 0) == 7 and len({batch_seed(7, b) for b in range(100)}) == 100

@@ -12,6 +12,7 @@ from agents.losses import ram_loss
 from agents.ram import (
     ActionNetwork,
     BaselineNetwork,
+    BatchShare,
     CoreNetwork,
     GlimpseNetwork,
     LocationNetwork,
@@ -181,3 +182,19 @@ def test_dropout_acts_in_training_only() -> None:
     assert not torch.equal(model.classify(state), model.classify(state))
     with pytest.raises(ValueError, match="dropout"):
         ModelConfig((K, G, G), C, dropout=1.0)
+
+
+def test_a_share_of_a_global_batch_draws_its_rows_of_the_global_noise() -> None:
+    """k ranks of B episodes, drawing from one stream seeded alike, send the locations one
+    process of k B episodes sends (data-parallel training's location noise)."""
+    mean = torch.rand(6, 2) * 2 - 1
+    whole = sample_locations(
+        torch.cat([mean, mean]), 0.1, generator=torch.Generator().manual_seed(1), share=BatchShare(0, 12)
+    )
+    parts = [
+        sample_locations(mean, 0.1, generator=torch.Generator().manual_seed(1), share=BatchShare(6 * r, 12))
+        for r in range(2)
+    ]
+    torch.testing.assert_close(torch.cat([part.location for part in parts]), whole.location)
+    torch.testing.assert_close(torch.cat([part.log_prob for part in parts]), whole.log_prob)
+    assert not torch.equal(parts[0].location, parts[1].location)  # each rank its own rows

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from agents import evaluate, ram_reinforce, visualize
+from agents.losses import ram_loss
 from agents.ram_reinforce import TrainingDiverged
 from agents.rollout import make_vector_env, play_episodes
 from agents.runs import AVERAGE_KEY, CheckpointError, RunFolderError, inference_weights, load_checkpoint
@@ -196,13 +197,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
 ) -> None:
     run(tmp_path, "--epochs", "1", name="nan")
     good = (tmp_path / "nan" / "checkpoints" / "last.pt").read_bytes()
-    real_loss = ram_reinforce.ram_loss
+    real_loss = ram_loss
 
     def broken_loss(**kwargs):  # type: ignore[no-untyped-def]
         losses = real_loss(**kwargs)
         return losses._replace(total=losses.total * float("nan"))
 
-    monkeypatch.setattr(ram_reinforce, "ram_loss", broken_loss)
+    monkeypatch.setattr("agents.rollout.ram_loss", broken_loss)  # what the training step computes
     with pytest.raises(TrainingDiverged, match="epoch 2, update 1"):
         ram_reinforce.main(["--resume", str(tmp_path / "nan"), "--epochs", "2", "--no-progress"])
     assert (tmp_path / "nan" / "checkpoints" / "last.pt").read_bytes() == good
