@@ -201,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             f"({episodes_per_epoch} episodes)"
         )
     run_dir = Path(args.resume or args.run_dir or f"runs/ram-{args.env}-seed{args.seed}")
-    config = dataclasses.asdict(args)
+    # the run's settings, and how its batch was made up (--batch-size is per rank)
+    config = {**dataclasses.asdict(args), "world_size": cluster.world_size, "global_batch_size": global_batch}
 
     # ---------------------------------------------------------------- seeding
     random.seed(args.seed)

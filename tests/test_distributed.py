@@ -151,6 +151,16 @@ def test_ram_under_torchrun(tmp_path: Path) -> None:
     ram_reinforce.main(["--resume", str(tmp_path / "two"), "--epochs", "3", "--no-progress"])
     history = load_checkpoint(tmp_path / "two" / "checkpoints" / "last.pt")["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3]
+    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert config["batch_size"] == HALF and config["world_size"] == RANKS
+    assert config["global_batch_size"] == RANKS * HALF
+
+    # and the reverse: a one-process run resumed under torchrun (its batch per rank from then on)
+    alone = ["--batch-size", str(HALF), "--episodes-per-epoch", str(RANKS * HALF), "--epochs", "1"]
+    ram_reinforce.main([*common, *alone, "--run-dir", str(tmp_path / "three")])  # the later flags win
+    check(torchrun("agents.ram_reinforce", "--resume", str(tmp_path / "three"), "--epochs", "2"))
+    history = load_checkpoint(tmp_path / "three" / "checkpoints" / "last.pt")["history"]
+    assert [h["epoch"] for h in history] == [1, 2]
 
 
 def test_a_failing_rank_ends_the_job_with_its_error() -> None:
