@@ -105,6 +105,9 @@ class Args:
     rate is not rescaled)"""
     learning_rate: float = 1e-3
     """initial learning rate of Adam (the study: 1e-3)"""
+    lr_schedule: str = field(default="plateau", metadata={"choices": ("plateau", "cosine")})
+    """plateau (the study): multiply by --lr-factor after --lr-patience + 1 epochs without a better val
+    accuracy; cosine: anneal to 0 over --epochs (as set when the run started), whatever val does"""
     lr_factor: float = 0.5
     """multiply the learning rate by this after --lr-patience + 1 epochs without a better val accuracy"""
     lr_patience: int = 0
@@ -221,9 +224,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     average = weight_average(model, args.ema)
     evaluated = evaluated_model(model, average)  # what validation and the pictures see
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=args.lr_factor, patience=args.lr_patience
-    )
+    scheduler: Any
+    if args.lr_schedule == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=args.lr_factor, patience=args.lr_patience
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     n_params = count_parameters(model)
 
     # ---------------------------------------------------------------- run folder
@@ -341,7 +348,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             evaluated, val, batch_size=args.eval_batch_size, env_id=args.env, split="val", cluster=cluster
         )
         lr = optimizer.param_groups[0]["lr"]
-        scheduler.step(result.accuracy)
+        if args.lr_schedule == "plateau":
+            scheduler.step(result.accuracy)
+        else:
+            scheduler.step()
         improved = result.accuracy > best_val
         if improved:
             best_val, best_epoch = result.accuracy, epoch

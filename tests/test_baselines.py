@@ -156,6 +156,13 @@ def test_feature_dropout_drops_the_encoders_features_in_training_only(name: str)
 
 
 # ----------------------------------------------------------------------------- training
+def test_cosine_schedule_anneals_over_the_epochs_whatever_val_does(tmp_path: Path) -> None:
+    fit(tmp_path, "--epochs", "3", "--lr-schedule", "cosine", "--patience", "5", "--eval-batch-size", "5000")
+    history = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["history"]
+    rates = [h["learning_rate"] for h in history]  # the rate each epoch trained with
+    assert rates == pytest.approx([1e-3, 1e-3 * 0.75, 1e-3 * 0.25])  # (1 + cos(pi e / 3)) / 2
+
+
 def test_short_training_beats_chance_by_far(tmp_path: Path) -> None:
     results = train.main(
         [
