@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,20 @@ def assert_same_weights(one: Path, two: Path, initial: dict[str, torch.Tensor]) 
     assert all(not torch.equal(first[name], initial[name]) for name in first if name.endswith("weight"))
 
 
+def two_ranks_match_one_process(
+    tmp_path: Path, module: str, common: list[str], build: Callable[[dict[str, Any]], torch.nn.Module]
+) -> dict[str, Any]:
+    """Run ``module`` under torchrun on 2 ranks of ``HALF`` into ``tmp_path/two`` and compare
+    it with the one-process run of ``2 HALF`` already in ``tmp_path/one``; its results."""
+    check(torchrun(module, *common, "--batch-size", str(HALF), "--run-dir", str(tmp_path / "two")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # one folder per run
+    results = one_run_folder(tmp_path / "two", RANKS)
+    torch.manual_seed(3)  # the weights both runs started from (built from the saved architecture)
+    initial = build(load_checkpoint(tmp_path / "one" / "checkpoints" / "last.pt")["model_config"])
+    assert_same_weights(tmp_path / "one", tmp_path / "two", initial.state_dict())
+    return results
+
+
 def one_run_folder(run: Path, world_size: int) -> dict[str, Any]:
     """The run folder holds one config, one TensorBoard file, the checkpoints and the result."""
     assert (run / "config.json").is_file()
@@ -92,13 +107,9 @@ def test_baselines_under_torchrun(tmp_path: Path) -> None:
     common = ["--env", "GlimpseMNIST-Fashion-v0", "--train-size", "512", "--eval-batch-size", "500"]
     common += ["--images-per-epoch", str(RANKS * HALF), "--epochs", "1", *QUIET]
     train.main([*common, "--batch-size", str(RANKS * HALF), "--run-dir", str(tmp_path / "one")])
-    check(torchrun("baselines.train", *common, "--batch-size", str(HALF), "--run-dir", str(tmp_path / "two")))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
-    results = one_run_folder(tmp_path / "two", RANKS)
-    torch.manual_seed(3)  # the weights both runs started from
-    state = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.pt")
-    initial = model_from_config(BaselineConfig.from_dict(state["model_config"])).state_dict()
-    assert_same_weights(tmp_path / "one", tmp_path / "two", initial)
+    results = two_ranks_match_one_process(
+        tmp_path, "baselines.train", common, lambda saved: model_from_config(BaselineConfig.from_dict(saved))
+    )
 
     # its checkpoint, in one process: the counts the two ranks reported
     model, config = load_baseline(str(tmp_path / "two" / "checkpoints" / "best.pt"))
@@ -119,14 +130,11 @@ def test_ram_under_torchrun(tmp_path: Path) -> None:
     common += ["--eval-batch-size", "100", "--test-mc-samples", "2"]
     common += ["--episodes-per-epoch", str(RANKS * HALF), "--epochs", "1", *QUIET]
     ram_reinforce.main([*common, "--batch-size", str(RANKS * HALF), "--run-dir", str(tmp_path / "one")])
-    two = ["--batch-size", str(HALF), "--run-dir", str(tmp_path / "two")]
-    check(torchrun("agents.ram_reinforce", *common, *two))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
-    results = one_run_folder(tmp_path / "two", RANKS)
-    torch.manual_seed(3)  # the weights both runs started from
-    state = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.pt")
-    initial = RecurrentAttentionModel(ModelConfig.from_dict(state["model_config"])).state_dict()
-    assert_same_weights(tmp_path / "one", tmp_path / "two", initial)
+
+    def build(saved: dict[str, Any]) -> torch.nn.Module:
+        return RecurrentAttentionModel(ModelConfig.from_dict(saved))
+
+    results = two_ranks_match_one_process(tmp_path, "agents.ram_reinforce", common, build)
 
     # its checkpoint, in one process (the same seeded draws): the counts the two ranks reported
     model, config = load_model(str(tmp_path / "two" / "checkpoints" / "best.pt"))
