@@ -38,15 +38,18 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 __all__ = [
     "SINGLE",
     "Cluster",
+    "data_parallel",
     "from_main",
     "gather_objects",
     "join",
     "launched_by_torchrun",
     "leave",
+    "mean_over_ranks",
     "on_main",
     "rank_seed",
     "update_share",
@@ -77,6 +80,11 @@ class Cluster(NamedTuple):
     def distributed(self) -> bool:
         """More than one process: gradients and counts are combined across ranks."""
         return self.world_size > 1
+
+    def say(self, *parts: object) -> None:
+        """``print`` on rank 0 only (the job's one voice)."""
+        if self.is_main:
+            print(*parts)
 
 
 #: a job of one process
@@ -126,6 +134,24 @@ def leave() -> None:
     """Leave the process group (if this process joined one)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def data_parallel(module: torch.nn.Module, cluster: Cluster, device: torch.device) -> torch.nn.Module:
+    """What the updates run: ``module`` wrapped in
+    :class:`~torch.nn.parallel.DistributedDataParallel` under ``torchrun`` (on this rank's
+    GPU, or the CPU), ``module`` itself in one process."""
+    if not cluster.distributed:
+        return module
+    return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
+
+
+def mean_over_ranks(tensor: torch.Tensor, cluster: Cluster) -> torch.Tensor:
+    """``tensor`` averaged over the ranks, in place (e.g. an epoch's sums of losses, so every
+    rank logs the means over all of the epoch's images); unchanged in one process."""
+    if cluster.distributed:
+        dist.all_reduce(tensor)
+        tensor /= cluster.world_size
+    return tensor
 
 
 def rank_seed(seed: int, cluster: Cluster) -> int:

@@ -39,10 +39,18 @@ from typing import Any
 import numpy as np
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from agents.distributed import from_main, join, leave, on_main, rank_seed, update_share
+from agents.distributed import (
+    data_parallel,
+    from_main,
+    join,
+    leave,
+    mean_over_ranks,
+    on_main,
+    rank_seed,
+    update_share,
+)
 from agents.evaluate import EvalResult, evaluate_model, format_table
 from agents.ram import BatchShare, ModelConfig, RecurrentAttentionModel
 from agents.rollout import EpisodeLoss, make_vector_env
@@ -185,7 +193,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE)
     use_data_dir(args.data_dir)
     cluster, device = join(check_device(args.device, "--device"))
-    say = print if cluster.is_main else lambda *_: None
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.train_size is not None and (args.episodes_per_epoch or 0) > args.train_size:
@@ -223,11 +230,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     # ---------------------------------------------------------------- model
     mconfig = model_config(args, envs)
     model = RecurrentAttentionModel(mconfig).to(device)
-    episode_loss: torch.nn.Module = EpisodeLoss(model)  # what the updates run (DDP-wrapped under torchrun)
+    episode_loss = data_parallel(EpisodeLoss(model), cluster, device)  # what the updates run
     if cluster.distributed:
-        episode_loss = DistributedDataParallel(
-            episode_loss, device_ids=[device] if device.type == "cuda" else None
-        )
         torch.manual_seed(rank_seed(args.seed, cluster))  # dropout: this rank's own stream
     average = weight_average(model, args.ema)
     evaluated = evaluated_model(model, average)  # what validation and the pictures play
@@ -269,7 +273,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if streams is None:  # saved by a job of another size: this rank's streams start anew
             torch.manual_seed(rank_seed(args.seed + start_epoch, cluster))
             envs.reset_tensors(seed=rank_seed(args.seed + start_epoch, cluster))
-            say(f"{run_dir} was trained on {state.get('world_size', 1)} rank(s): random streams start anew")
+            cluster.say(
+                f"{run_dir} was trained on {state.get('world_size', 1)} rank(s): random streams start anew"
+            )
         else:
             restore_torch_rng(streams, device)
             envs.np_random.bit_generator.state = streams["env_rng"]
@@ -278,9 +284,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         else:
             noise.set_state(state["location_noise"].cpu())  # the same on every rank
         history = state["history"]
-        say(f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch})")
+        cluster.say(
+            f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch})"
+        )
     writer = open_writer(run_dir, purge_step=start_epoch * updates_per_epoch, cluster=cluster)
-    say(
+    cluster.say(
         f"RAM on {args.env}: {n_params:,} parameters, "
         f"{updates_per_epoch} updates of {args.batch_size} episodes per epoch"
         + (f" on each of {cluster.world_size} ranks" if cluster.distributed else "")
@@ -317,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
         reason = from_main(reason, cluster)  # decided once: every rank stops together
         if reason is not None:
-            say(reason)
+            cluster.say(reason)
             break
         sums = torch.zeros(5, dtype=torch.float64, device=device)  # total, ce, baseline, reinforce, reward
         start = time.perf_counter()
@@ -359,9 +367,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             sums += torch.stack([*(t.detach() for t in losses), rollout.reward.mean()]).double()
         bar.close()
         seconds = time.perf_counter() - start
-        if cluster.distributed:  # every rank's sums: the epoch's means over all of its episodes
-            torch.distributed.all_reduce(sums)
-            sums /= cluster.world_size
+        mean_over_ranks(sums, cluster)  # every rank's sums: the epoch's means over all of its episodes
         means = (sums / updates_per_epoch).tolist()
         val_generator = torch.Generator(device=device).manual_seed(args.seed)
         val = evaluate_model(
@@ -409,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             save_checkpoint(checkpoints / "last.pt", state, config)
             if improved:
                 save_checkpoint(checkpoints / "best.pt", state, config)
-        say(
+        cluster.say(
             f"epoch {epoch}: train reward {means[4]:.4f}, val accuracy {val.accuracy:.4f}"
             f"{' (best)' if improved else ''}, lr {lr:.2e}, "
             f"{seconds:.1f} s ({images_per_second:,.0f} images/s)"
@@ -438,7 +444,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             generator=generator,
             cluster=cluster,
         )
-        say(format_table(test))
+        cluster.say(format_table(test))
         results[f"test_mc{samples}"] = test.as_dict()
     final = results[f"test_mc{args.test_mc_samples}"]
     results.update(
@@ -457,7 +463,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     writer.add_scalar("charts/test_accuracy", final["accuracy"], results["epochs"] * updates_per_epoch)
     writer.close()
     leave()
-    say(f"test accuracy {final['accuracy']:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})")
+    cluster.say(
+        f"test accuracy {final['accuracy']:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})"
+    )
     return results
 
 

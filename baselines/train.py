@@ -37,10 +37,18 @@ import numpy as np
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 from torch.nn import functional as F
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from agents.distributed import from_main, join, leave, on_main, rank_seed, update_share
+from agents.distributed import (
+    data_parallel,
+    from_main,
+    join,
+    leave,
+    mean_over_ranks,
+    on_main,
+    rank_seed,
+    update_share,
+)
 from agents.runs import (
     RESUMABLE,
     CheckpointError,
@@ -169,7 +177,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     check_env_id(args.env)
     use_data_dir(args.data_dir)
     cluster, device = join(check_device(args.device, "--device"))
-    say = print if cluster.is_main else lambda *_: None
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.train_size is not None and (args.images_per_epoch or 0) > args.train_size:
@@ -217,9 +224,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         feature_dropout=args.feature_dropout,
     )
     model = model_from_config(mconfig).to(device)
-    trained: torch.nn.Module = model  # what the updates run: the model, or its DDP wrapper under torchrun
+    trained = data_parallel(model, cluster, device)  # what the updates run (DDP-wrapped under torchrun)
     if cluster.distributed:
-        trained = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
         torch.manual_seed(rank_seed(args.seed, cluster))  # dropout: this rank's own stream
     average = weight_average(model, args.ema)
     evaluated = evaluated_model(model, average)  # what validation and the pictures see
@@ -251,14 +257,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if streams is None:  # saved by a job of another size: this rank's streams start anew
             torch.manual_seed(rank_seed(args.seed + start_epoch, cluster))
             canvas_rng = np.random.default_rng([rank_seed(args.seed, cluster), start_epoch])
-            say(f"{run_dir} was trained on {state.get('world_size', 1)} rank(s): random streams start anew")
+            cluster.say(
+                f"{run_dir} was trained on {state.get('world_size', 1)} rank(s): random streams start anew"
+            )
         else:
             restore_torch_rng(streams, device)
             canvas_rng.bit_generator.state = streams["canvas_rng"]
         history = state["history"]
-        say(f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch})")
+        cluster.say(
+            f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch})"
+        )
     writer = open_writer(run_dir, purge_step=start_epoch * updates_per_epoch, cluster=cluster)
-    say(
+    cluster.say(
         f"{args.model} on {args.env} canvases {mconfig.canvas_shape}: {n_params:,} parameters, "
         f"{updates_per_epoch} updates of {args.batch_size} images per epoch"
         + (f" on each of {cluster.world_size} ranks" if cluster.distributed else "")
@@ -301,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
         reason = from_main(reason, cluster)  # decided once: every rank stops together
         if reason is not None:
-            say(reason)
+            cluster.say(reason)
             break
         model.train()
         sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss, correct
@@ -340,9 +350,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             sums += torch.stack([loss.detach(), (logits.detach().argmax(1) == labels).sum()]).double()
         bar.close()
         seconds = time.perf_counter() - start
-        if cluster.distributed:  # every rank's sums: the epoch's means over all of its images
-            torch.distributed.all_reduce(sums)
-            sums /= cluster.world_size
+        mean_over_ranks(sums, cluster)  # every rank's sums: the epoch's means over all of its images
         train_loss, train_correct = sums.tolist()
         result = evaluate_classifier(
             evaluated, val, batch_size=args.eval_batch_size, env_id=args.env, split="val", cluster=cluster
@@ -384,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             save_checkpoint(checkpoints / "last.pt", state, config)
             if improved:
                 save_checkpoint(checkpoints / "best.pt", state, config)
-        say(
+        cluster.say(
             f"epoch {epoch}: train loss {train_loss / updates_per_epoch:.4f}, "
             f"val accuracy {result.accuracy:.4f}"
             f"{' (best)' if improved else ''}, lr {lr:.2e}, {seconds:.1f} s "
@@ -402,7 +410,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     test: ClassifierResult = evaluate_classifier(
         model, test_images, batch_size=args.eval_batch_size, env_id=args.env, split="test", cluster=cluster
     )
-    say(format_table(test))
+    cluster.say(format_table(test))
     train_seconds = sum(h["seconds"] for h in history)
     results: dict[str, Any] = {
         **test.as_dict(),
@@ -423,7 +431,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     writer.add_scalar("charts/test_accuracy", test.accuracy, results["epochs"] * updates_per_epoch)
     writer.close()
     leave()
-    say(f"test accuracy {test.accuracy:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})")
+    cluster.say(
+        f"test accuracy {test.accuracy:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})"
+    )
     return results
 
 
