@@ -16,7 +16,9 @@ Both see the whole canvas that a glimpse environment shows (``(B, 1, H, W)`` flo
   optionally followed by a Transformer encoder layer's position-wise feed-forward sublayer
   (``z <- LayerNorm(z + W_f2 relu(W_f1 z))``, ``ffn_hidden`` wide; off by default, as in the study);
   a softmax over the blocks weights their sum, ``s = \sum_i a_i z_i`` with
-  ``a = softmax(w^T z)``, and ``logits = W_4 relu(W_3 s)``.
+  ``a = softmax(w^T z)``, and ``logits = W_4 relu(W_3 s)``. With ``pool_heads = K > 1``
+  there are ``K`` such weightings (``w_1 .. w_K``), and ``W_3`` reads their ``K`` sums side
+  by side (``K d`` wide); ``K = 1`` is the study's model.
 
 The study gives one parameter count per model (1.83M and 0.47M) but not every width: the
 defaults here are chosen so that on the 40x40 cluttered canvas the counts are 1.83M
@@ -90,6 +92,10 @@ class BaselineConfig:
     """self_attention: width of a position-wise feed-forward sublayer after the attention
     (``z <- LayerNorm(z + W_f2 relu(W_f1 z))``, as in a Transformer encoder layer); 0: none, the
     study's model."""
+    pool_heads: int = 1
+    """self_attention: ``K``, how many softmax weightings of the blocks are summed (each with its
+    own score vector ``w_k``); the classifier reads the ``K`` sums concatenated (``K d``). 1: the
+    study's single weighted sum."""
     dropout: float = 0.0
     """Dropout before the last layer (and on the attention weights), in training only."""
     feature_dropout: float = 0.0
@@ -108,7 +114,7 @@ class BaselineConfig:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         sizes = (*self.canvas_shape, self.num_classes, self.hidden, self.d_model, self.heads)
-        if min((*sizes, self.block_size, self.head_hidden)) < 1:
+        if min((*sizes, self.block_size, self.head_hidden, self.pool_heads)) < 1:
             raise ValueError(f"every size of a BaselineConfig must be >= 1, got {self}")
         if self.ffn_hidden < 0:
             raise ValueError(f"ffn_hidden must be >= 0 (0: no feed-forward sublayer), got {self.ffn_hidden}")
@@ -181,7 +187,10 @@ class AttentionMaps(NamedTuple):
     logits: torch.Tensor
     """``(B, C)``."""
     pooling: torch.Tensor
-    """``(B, n)``: the softmax weights ``a`` of the blocks in the weighted sum (they sum to 1)."""
+    """``(B, n)``: the softmax weights ``a`` of the blocks in the weighted sum (they sum to 1);
+    with ``pool_heads > 1`` their mean over the ``K`` weightings (see ``pooling_heads``)."""
+    pooling_heads: torch.Tensor
+    """``(B, K, n)``: each of the ``K`` weightings of the blocks (rows sum to 1; ``K = pool_heads``)."""
     attention: torch.Tensor
     """``(B, n, n)``: self-attention weights, averaged over the heads (row ``i``: block ``i``'s
     query over all blocks; rows sum to 1)."""
@@ -196,8 +205,9 @@ class SelfAttentionCNN(nn.Module):
     cut into ``n`` blocks ``(B, n, F b^2)``, projected ``e = W_p blocks + P`` ``(B, n, d)``
     (``P`` a learned position embedding), ``z = LayerNorm(e + MHA(e, e, e))`` ``(B, n, d)``,
     with ``ffn_hidden > 0`` then ``z <- LayerNorm(z + W_f2 relu(W_f1 z))`` ``(B, n, d)``
-    (``W_f1`` ``d -> ffn_hidden``), ``a = softmax_i(w^T z_i)`` ``(B, n)``,
-    ``s = sum_i a_i z_i`` ``(B, d)``, ``logits = W_4 relu(W_3 s)`` ``(B, C)``. In training,
+    (``W_f1`` ``d -> ffn_hidden``), ``a_k = softmax_i(w_k^T z_i)`` ``(B, K, n)`` for the
+    ``K = pool_heads`` weightings, ``s = [sum_i a_1i z_i, ..., sum_i a_Ki z_i]`` ``(B, K d)``,
+    ``logits = W_4 relu(W_3 s)`` ``(B, C)`` (``K = 1``: the study's model). In training,
     ``feature_dropout`` acts on the blocks before ``W_p``, ``dropout`` on the attention
     weights, on the feed-forward sublayer's output and on ``relu(W_3 s)``.
     """
@@ -223,8 +233,8 @@ class SelfAttentionCNN(nn.Module):
         self.feed_forward: nn.Module = nn.Identity()
         if config.ffn_hidden:
             self.feed_forward = FeedForward(config.d_model, config.ffn_hidden, dropout=config.dropout)
-        self.score = nn.Linear(config.d_model, 1)
-        self.fc1 = nn.Linear(config.d_model, config.head_hidden)
+        self.score = nn.Linear(config.d_model, config.pool_heads)
+        self.fc1 = nn.Linear(config.pool_heads * config.d_model, config.head_hidden)
         self.dropout = nn.Dropout(config.dropout)
         self.fc2 = nn.Linear(config.head_hidden, config.num_classes)
 
@@ -239,8 +249,8 @@ class SelfAttentionCNN(nn.Module):
         tokens = self.project(self.feature_dropout(self.blocks(images))) + self.position
         mixed, weights = self.attention(tokens, tokens, tokens, need_weights=need_weights)
         z = self.feed_forward(self.norm(tokens + mixed))
-        pooling = torch.softmax(self.score(z).squeeze(-1), dim=1)  # (B, n)
-        pooled = torch.einsum("bn,bnd->bd", pooling, z)
+        pooling = torch.softmax(self.score(z).transpose(1, 2), dim=2)  # (B, K, n)
+        pooled = torch.einsum("bkn,bnd->bkd", pooling, z).flatten(1)  # (B, K d)
         logits = self.fc2(self.dropout(F.relu(self.fc1(pooled))))
         return logits, pooling, weights
 
@@ -251,7 +261,9 @@ class SelfAttentionCNN(nn.Module):
     def explain(self, images: torch.Tensor) -> AttentionMaps:
         """The logits with the pooling and self-attention weights over the blocks."""
         logits, pooling, weights = self._attend(images, need_weights=True)
-        return AttentionMaps(logits=logits, pooling=pooling, attention=weights, grid=self.grid)
+        return AttentionMaps(
+            logits=logits, pooling=pooling.mean(1), pooling_heads=pooling, attention=weights, grid=self.grid
+        )
 
 
 class FeedForward(nn.Module):

@@ -147,6 +147,9 @@ class Args:
     ffn_hidden: int = 0
     """self_attention: width of a Transformer-style feed-forward sublayer after the attention (0: none,
     the study's model)"""
+    pool_heads: int = 1
+    """self_attention: how many softmax weightings of the blocks are summed, side by side, into the
+    classifier (1: the study's single weighted sum)"""
     eval_batch_size: int = 1000
     """images per batch in validation and test"""
     image_every: int = 5
@@ -220,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         block_size=args.block_size,
         head_hidden=args.head_hidden,
         ffn_hidden=args.ffn_hidden,
+        pool_heads=args.pool_heads,
         dropout=args.dropout,
         feature_dropout=args.feature_dropout,
     )

@@ -1,6 +1,7 @@
 """Seconds per training epoch of the RAM, split into time in the environment and in the model.
 
-    python benchmarks/ram_epoch.py [--env GlimpseMNIST-v0] [--updates 429] [--threads N] [--json out.json]
+    python benchmarks/ram_epoch.py [--env GlimpseMNIST-v0] [--updates 429] [--repeats 5] [--threads N]
+                                   [--json out.json]
 
 An epoch is 55,000 episodes (``55,000 // batch`` updates of ``--batch`` episodes; 429 for
 batch 128) of ``--env`` with the agent's own training step: a lockstep rollout on the
@@ -12,12 +13,15 @@ loss, backward and the optimizer step. Rows:
 - *model alone*: the same model, loss, backward and optimizer on random glimpses, no
   environment (what the update would cost with a free environment).
 
-Seconds per epoch are the measured mean per update times the updates of an epoch.
+Seconds per epoch are the measured mean per update times the updates of an epoch. Each row
+is timed ``--repeats`` times (the two rows alternating) and the median is reported, with the
+range of the environment's share: on a shared virtual machine one timing can be a third off.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -58,6 +62,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--core", default="rnn", choices=("rnn", "lstm"))
     parser.add_argument("--updates", type=int, default=None, help="updates timed (default: one whole epoch)")
+    parser.add_argument("--repeats", type=int, default=5, help="timings of each row; the median is reported")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
@@ -125,15 +130,19 @@ def main() -> None:
         return (time.perf_counter() - start) / updates
 
     clock = EnvClock(envs)
-    train = seconds_per_update(train_update)
-    env_share = clock.seconds / (updates + 5) / train
-    alone = seconds_per_update(model_update)
+    trains, shares, alones = [], [], []
+    for _ in range(args.repeats):
+        clock.seconds = 0.0
+        trains.append(seconds_per_update(train_update))
+        shares.append(clock.seconds / (updates + 5) / trains[-1])
+        alones.append(seconds_per_update(model_update))
+    train, env_share, alone = (statistics.median(x) for x in (trains, shares, alones))
     rows = [
         {
             "row": "training update (env + model)",
             "s/epoch": train * per_epoch,
             "ms/update": 1000 * train,
-            "env share": f"{100 * env_share:.1f}%",
+            "env share": f"{100 * env_share:.1f}% ({100 * min(shares):.1f}-{100 * max(shares):.1f})",
             "images/s": args.batch / train,
         },
         {
@@ -147,7 +156,8 @@ def main() -> None:
     info = machine()
     print(
         f"{args.env}, batch {args.batch}, hidden {args.hidden}, core {args.core}, {per_epoch} updates/epoch, "
-        f"{updates} timed; torch threads {info['torch_threads']}, {info['cores']} cores"
+        f"{updates} timed, median of {args.repeats}; "
+        f"torch threads {info['torch_threads']}, {info['cores']} cores"
     )
     print_table(rows, ["row", "s/epoch", "ms/update", "env share", "images/s"])
     write_json(args.json, rows)

@@ -247,6 +247,7 @@ class GlimpseVectorEnv(VectorEnv):
         self.task = GlimpseTask(config, data_dir=data_dir, device=device)
         self.config = config
         self.device = self.task.device
+        self._on_cpu = self.device.type == "cpu"
         self.num_envs = int(num_envs)
         self.autoreset_mode = mode
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}  # type: ignore[misc]
@@ -277,8 +278,13 @@ class GlimpseVectorEnv(VectorEnv):
         self._prepared: IntegralImage | PaddedImage | None = None
         self._labels = torch.zeros(n, dtype=torch.int64, device=dev)
         self._locations = torch.zeros(n, 2, dtype=torch.float32, device=dev)
-        self._steps = np.zeros(n, dtype=np.int64)
+        # step counts without an array operation per step: `_steps` is `_clock - _born`
+        self._clock = 0  # steps the batch has taken
+        self._born = np.zeros(n, dtype=np.int64)  # `_clock` when each current episode began
+        self._same_birth: int | None = 0  # their common `_born` while they all began together
+        self._first_birth = 0  # the smallest `_born` (the oldest episode's)
         self._ended = np.zeros(n, dtype=np.bool_)  # terminated, not yet reset
+        self._n_ended = 0  # how many of `_ended` are True (read on every step)
         self._canvases: torch.Tensor | None = None  # kept for rendering only
         self._trail: torch.Tensor | None = None  # (N, T + 1, 2), for rendering only
 
@@ -304,8 +310,14 @@ class GlimpseVectorEnv(VectorEnv):
             self._labels = self._labels.index_copy(0, rows, labels)
             self._locations = self._locations.index_copy(0, rows, start)
         self._prepared = self._reader
-        self._steps[ids] = 0
+        self._born[ids] = self._clock
+        if count == self.num_envs:
+            self._same_birth = self._first_birth = self._clock
+        else:
+            self._first_birth, last_birth = int(self._born.min()), int(self._born.max())
+            self._same_birth = last_birth if last_birth == self._first_birth else None
         self._ended[ids] = False
+        self._n_ended = int(np.count_nonzero(self._ended)) if count < self.num_envs else 0
         if self.render_mode is not None:
             self._record_canvases(ids, canvases)
         return episodes.canvas_indices
@@ -439,7 +451,7 @@ class GlimpseVectorEnv(VectorEnv):
         """``ResetNeeded`` unless every sub-environment can take a step."""
         if self._prepared is None:
             raise ResetNeeded("call reset() before step()")
-        if self.autoreset_mode == AutoresetMode.DISABLED and self._ended.any():
+        if self.autoreset_mode == AutoresetMode.DISABLED and self._n_ended:
             raise ResetNeeded(
                 f"sub-environments {np.flatnonzero(self._ended)[:10].tolist()} have terminated and "
                 f"autoreset is disabled: reset them with reset(options={{'reset_mask': mask}})"
@@ -455,7 +467,7 @@ class GlimpseVectorEnv(VectorEnv):
                 f"{type(label).__name__}; use step() for numpy actions"
             )
         for name, tensor in (("location", location), ("label", label)):
-            if tensor.device.type == "meta":
+            if tensor.is_meta:
                 raise ValueError(
                     f"{name} is on the device 'meta', which holds no values; pass tensors on "
                     f"{self.device} (tensors on the other available devices are copied there; "
@@ -469,17 +481,22 @@ class GlimpseVectorEnv(VectorEnv):
             raise ValueError(f"location must have shape ({n}, 2), got {tuple(location.shape)}")
         if label.shape != (n,):
             raise ValueError(f"label must have shape ({n},), got {tuple(label.shape)}")
-        checked_location = location.detach().to(device=self.device, dtype=torch.float32, copy=True)
-        checked_label = label.to(device=self.device, dtype=torch.int64)
-        # one reduction each: the largest |coordinate| (NaN if any is NaN, which fails the
-        # comparison) and the smallest and largest label
-        largest = torch.linalg.vector_norm(checked_location, float("inf"))
+        if location.dtype == torch.float32 and location.device == self.device:
+            checked_location = location.detach().clone()
+        else:
+            checked_location = location.detach().to(device=self.device, dtype=torch.float32, copy=True)
+        checked_label = label
+        if label.dtype != torch.int64 or label.device != self.device:
+            checked_label = label.to(device=self.device, dtype=torch.int64)
+        # one reduction each: the smallest and largest coordinate (both NaN if any is NaN,
+        # which fails the comparisons) and the smallest and largest label
+        nearest, farthest = torch.aminmax(checked_location)
         low, high = torch.aminmax(checked_label)
         k = self.task.num_classes
-        if self.device.type == "cpu":  # three reads of host memory
-            valid = float(largest) <= 1.0 and int(low) >= 0 and int(high) < k
+        if self._on_cpu:  # four reads of host memory
+            valid = float(nearest) >= -1.0 and float(farthest) <= 1.0 and int(low) >= 0 and int(high) < k
         else:  # one synchronisation
-            valid = bool((largest <= 1.0) & (low >= 0) & (high < k))
+            valid = bool((nearest >= -1.0) & (farthest <= 1.0) & (low >= 0) & (high < k))
         if not valid:
             # name the first offending sub-environment with the host-side checks
             check_locations(location, n)
@@ -500,11 +517,11 @@ class GlimpseVectorEnv(VectorEnv):
         restarting = self._ended
         self._move(location)
         info: dict[str, Any] = {}
-        if restarting.any():
+        if self._n_ended:
             self._restart(np.flatnonzero(restarting), info)  # step 0, first location
         verdict = self._judge(label)
         info.update(verdict.info)
-        self._ended = verdict.terminated.copy()  # the caller gets `terminated`; our state is ours
+        self._end(verdict)
         obs = self._observe()
         info.update(self._info_of_all(obs))
         return self._result(obs, verdict, info)
@@ -514,7 +531,7 @@ class GlimpseVectorEnv(VectorEnv):
         :meth:`_check_can_step`); the terminated ones wait for ``reset(reset_mask)``."""
         self._move(location)
         verdict = self._judge(label)
-        self._ended = verdict.terminated.copy()
+        self._end(verdict)
         obs = self._observe()
         info = {**verdict.info, **self._info_of_all(obs)}
         return self._result(obs, verdict, info)
@@ -538,24 +555,32 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _move(self, location: torch.Tensor) -> None:
         """Every sub-environment takes its next glimpse at ``location``."""
-        self._steps += 1
+        self._clock += 1
         self._locations = location
+
+    def _end(self, verdict: _Verdict) -> None:
+        """The sub-environments ``verdict`` terminated wait for a reset (``NEXT_STEP``, ``DISABLED``)."""
+        self._ended = verdict.terminated.copy()  # the caller gets `terminated`; our state is ours
+        self._n_ended = verdict.ended.size
 
     def _judge(self, label: torch.Tensor) -> _Verdict:
         """Which sub-environments terminate at this step, and how their labels fare."""
-        terminated = self._steps >= self.config.n_glimpses  # a new array
-        terminated_t = self._tensor(terminated)
-        if not terminated.any():  # mid-episode: no comparison, no host copy
-            n, dev = self.num_envs, self.device
+        n, dev = self.num_envs, self.device
+        if self._clock - self._first_birth < self.config.n_glimpses:  # mid-episode: no comparison
+            terminated = np.zeros(n, dtype=np.bool_)
             return _Verdict(
                 terminated=terminated,
-                terminated_t=terminated_t,
+                terminated_t=self._tensor(terminated),
                 ended=np.zeros(0, dtype=np.int64),
                 reward=torch.zeros(n, dtype=torch.float32, device=dev),
                 label=torch.full((n,), -1, dtype=torch.int64, device=dev),
                 correct=torch.zeros(n, dtype=torch.bool, device=dev),
                 info={},
             )
+        if self._same_birth is not None:  # every episode began together: they all end now
+            return self._judge_all(label)
+        terminated = self._steps >= self.config.n_glimpses  # a new array
+        terminated_t = self._tensor(terminated)
         ended = np.flatnonzero(terminated)
         correct = terminated_t & (label == self._labels)
         info: dict[str, Any] = {}  # what only the terminal step reveals
@@ -568,6 +593,27 @@ class GlimpseVectorEnv(VectorEnv):
             ended=ended,
             reward=correct.to(torch.float32),
             label=torch.where(terminated_t, self._labels, -1),
+            correct=correct,
+            info=info,
+        )
+
+    def _judge_all(self, label: torch.Tensor) -> _Verdict:
+        """:meth:`_judge` when every sub-environment terminates (fewer operations, the same result)."""
+        terminated = self._all_true.copy()
+        correct = label == self._labels
+        info = {
+            "label": self._labels.cpu().numpy().copy(),
+            "prediction": label.cpu().numpy().copy(),
+            "correct": correct.cpu().numpy().copy(),
+        }
+        for key in ("label", "prediction", "correct"):
+            info[f"_{key}"] = self._all_true.copy()
+        return _Verdict(
+            terminated=terminated,
+            terminated_t=self._tensor(terminated),
+            ended=self._all_ids,
+            reward=correct.to(torch.float32),
+            label=self._labels.clone(),
             correct=correct,
             info=info,
         )
@@ -592,17 +638,26 @@ class GlimpseVectorEnv(VectorEnv):
         return out
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def _steps(self) -> np.ndarray:
+        """``(N,)`` int64, a new array: the steps taken in each sub-environment's episode."""
+        if self._same_birth is None:
+            return self._clock - self._born
+        steps = np.empty(self.num_envs, dtype=np.int64)  # they all began together: one value
+        steps.fill(self._clock - self._same_birth)
+        return steps
+
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         """A host array as a tensor on the device (shared memory on the CPU)."""
         tensor = torch.from_numpy(array)
-        return tensor if self.device.type == "cpu" else tensor.to(self.device)
+        return tensor if self._on_cpu else tensor.to(self.device)
 
     def _info_of_all(self, obs: TensorObs) -> dict[str, Any]:
         """``location`` and ``step`` of every sub-environment (with Gymnasium's ``_key`` masks)."""
         return {
             "location": obs.location.cpu().numpy().copy(),
             "_location": self._all_true.copy(),
-            "step": self._steps.copy(),
+            "step": self._steps,
             "_step": self._all_true.copy(),
         }
 
@@ -647,9 +702,9 @@ class GlimpseVectorEnv(VectorEnv):
             raise ResetNeeded("no episode yet: call reset() first")
         canvases = self._canvases.cpu().numpy()
         trail = self._trail.cpu().numpy()
+        steps = self._steps
         return tuple(
-            draw_glimpses(canvases[i], self.retina, trail[i, : self._steps[i] + 1])
-            for i in range(self.num_envs)
+            draw_glimpses(canvases[i], self.retina, trail[i, : steps[i] + 1]) for i in range(self.num_envs)
         )
 
 

@@ -130,6 +130,38 @@ def test_feed_forward_sublayer_is_a_post_norm_residual_and_off_by_default() -> N
     assert wide.explain(torch.rand(3, 1, 28, 28)).logits.shape == (3, 10)
 
 
+def test_pool_heads_sum_the_blocks_under_k_weightings_side_by_side() -> None:
+    """``pool_heads = K`` gives ``K`` softmax weightings of the blocks; the classifier reads the ``K``
+    weighted sums concatenated. ``K = 1`` is the study's model (and old checkpoint configs load)."""
+    base = BaselineConfig(name="self_attention", canvas_shape=(28, 28), num_classes=10, block_size=2)
+    saved = dataclasses.asdict(base)
+    del saved["pool_heads"]
+    assert BaselineConfig.from_dict(saved) == base
+    plain = SelfAttentionCNN(base)
+    model = SelfAttentionCNN(dataclasses.replace(base, pool_heads=3)).eval()
+    # K - 1 more score vectors (d + 1 each) and (K - 1) d more inputs to W_3
+    assert count_parameters(model) - count_parameters(plain) == 2 * (256 + 1) + 2 * 256 * 128
+    assert count_parameters(model) <= 470_000
+    images = torch.rand(4, 1, 28, 28)
+    maps = model.explain(images)
+    assert maps.pooling_heads.shape == (4, 3, 9) and maps.pooling.shape == (4, 9)
+    torch.testing.assert_close(maps.pooling_heads.sum(2), torch.ones(4, 3))
+    torch.testing.assert_close(maps.pooling, maps.pooling_heads.mean(1))
+    # the naive reading of the equation, one weighting at a time
+    z = model.norm(
+        (tokens := model.project(model.blocks(images)) + model.position)
+        + model.attention(tokens, tokens, tokens, need_weights=False)[0]
+    )
+    sums = []
+    for k in range(3):
+        a = torch.softmax(z @ model.score.weight[k] + model.score.bias[k], dim=1)  # (B, n)
+        sums.append((a[:, :, None] * z).sum(1))
+    expected = model.fc2(torch.relu(model.fc1(torch.cat(sums, dim=1))))
+    torch.testing.assert_close(maps.logits, expected)
+    with pytest.raises(ValueError, match="every size"):
+        BaselineConfig(name="self_attention", canvas_shape=(28, 28), num_classes=10, pool_heads=0)
+
+
 @pytest.mark.parametrize("name", ["cnn", "self_attention"])
 def test_feature_dropout_drops_the_encoders_features_in_training_only(name: str) -> None:
     """The features entering the first trained layer after the encoder lose about the asked

@@ -493,3 +493,20 @@ def test_a_timedelta_is_not_an_index():
     env = GlimpseEnv(split="val")
     with pytest.raises(TypeError, match="index"):
         env.reset(options={"index": np.timedelta64(3)})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 12345, 2**40 + 3])
+@pytest.mark.parametrize("count", [1, 2, 127, 128])
+def test_fresh_episodes_draw_images_then_keys_as_generator_integers(seed: int, count: int) -> None:
+    """A fresh episode's image and canvas key come from the generator as ``integers`` draws them
+    (the keys read as the generator's raw words, which is what ``integers`` returns over the whole
+    uint64 range): the same stream, and the generator left in the same state."""
+    task = gym.make("GlimpseMNIST-Cluttered-v0").unwrapped.task
+    rng, reference = np.random.default_rng(seed), np.random.default_rng(seed)
+    episodes = task.sample(rng, count)
+    images = reference.integers(0, task.images.shape[0], size=count, dtype=np.int64)
+    keys = reference.integers(0, 2**64, size=count, dtype=np.uint64, endpoint=False)
+    np.testing.assert_array_equal(episodes.dataset_indices, images)
+    np.testing.assert_array_equal(episodes.keys, keys)
+    assert episodes.keys.dtype == np.uint64
+    assert rng.bit_generator.state == reference.bit_generator.state
