@@ -140,12 +140,14 @@ class _CropPlan(NamedTuple):
     key: tuple[object, ...]  # (device, padded shape)
     offset: torch.Tensor  # (2,) float64: 1/2 - g/2, from a glimpse's centre to its first edges
     half: torch.Tensor  # (2,) float64: (W / 2, H / 2)
+    col_thresholds: torch.Tensor  # (W + P,) float32: see _crop_thresholds
+    row_thresholds: torch.Tensor  # (H + P,) float32: the same for rows (col_thresholds if H == W)
     first: torch.Tensor  # (B, 2) float64: first column and row
-    first_int: torch.Tensor  # (B, 2) int64: the same, clamped to [-P, W] and [-P, H]
+    first_int: torch.Tensor  # (B, 2) int64: the same, clamped to [-P, W] and [-P, H], plus P
     cols: torch.Tensor  # (B,) view of first_int: the columns
     rows: torch.Tensor  # (B,) view of first_int: the rows
     flat: torch.Tensor  # (B,) int64: rows * (W + 2P) + cols
-    cells: torch.Tensor  # (1, 1, g g) int64: flat index of every cell of a crop at (-P, -P)
+    cells: torch.Tensor  # (1, 1, g g) int64: flat index of every cell of a crop at (0, 0) of the padded image
     cell_index: torch.Tensor  # (B, 1, g g) int64: flat index of every cell in its padded image
     scale: torch.Tensor  # () float32: 1/255
     blocks: tuple[slice, ...] | None  # see _row_blocks
@@ -191,6 +193,47 @@ class _Plan(NamedTuple):
     # blocks, a numpy view of the tensor the blocks read)
     blocks: tuple[_Block, ...]
     cell_scale: Any  # (1, 1, k, 1, 1) float32: scale / s**(2i), box sum -> cell mean
+
+
+def _order_key(values: np.ndarray) -> np.ndarray:
+    """float32 ``values`` as int64 keys in the same order (-0 and +0 both 0)."""
+    bits = np.asarray(values, dtype=np.float32).view(np.int32).astype(np.int64)
+    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+
+def _from_order_key(keys: np.ndarray) -> np.ndarray:
+    """The float32 values of :func:`_order_key` keys."""
+    bits = np.where(keys < 0, (-keys) | 0x80000000, keys)
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def _crop_thresholds(half: float, offset: float, *, low: int, high: int) -> np.ndarray:
+    """Where a crop's first edge steps up, as float32 locations.
+
+    ``t[i]`` (``i < high - low``) is the smallest float32 ``x`` whose first edge
+    ``floor((half + x half) + offset)``, worked out in float64 as :meth:`Retina._first_edges`
+    does, is at least ``low + 1 + i``. The edge is monotone in ``x``, so the number of
+    thresholds at or below ``x`` (``torch.bucketize(x, t, right=True)``) is that edge
+    clamped to ``[low, high]``, minus ``low``: for float32 locations, one search instead of
+    the arithmetic. Found by bisection over the ordered float32 values (a test checks them
+    against the arithmetic on both sides of every threshold).
+    """
+    targets = np.arange(low + 1, high + 1, dtype=np.float64)
+    largest = float(np.finfo(np.float32).max)
+    lo, hi = (np.full(targets.shape, key) for key in _order_key(np.array([-largest, largest])))
+
+    def edge(keys: np.ndarray) -> np.ndarray:
+        x = _from_order_key(keys).astype(np.float64)  # exact; then as _first_edges
+        return np.floor((half + x * half) + offset)
+
+    if not (edge(lo) < targets).all() or not (edge(hi) >= targets).all():
+        raise ValueError(f"no float32 thresholds for half {half}, offset {offset} in [{low}, {high}]")
+    while (lo < hi).any():  # about 32 rounds: the float32 values are fewer than 2**33
+        mid = (lo + hi) // 2
+        reached = edge(mid) >= targets
+        hi = np.where(reached, mid, hi)
+        lo = np.where(reached, lo, mid + 1)
+    return _from_order_key(hi)
 
 
 def _row_blocks(rows: int, per_row: int, like: Array) -> tuple[slice, ...] | None:
@@ -634,12 +677,20 @@ class Retina:
         steps = torch.arange(g, dtype=torch.int64, device=device)
         # cell (i, j) of a crop whose first cell is at (r0, c0), in padded coordinates
         # (r0 + P, c0 + P): flat index (r0 + P + i) * W' + c0 + P + j
-        cells = (steps[:, None] * padded_width + steps[None, :]).reshape(1, 1, g * g) + p * (padded_width + 1)
+        cells = (steps[:, None] * padded_width + steps[None, :]).reshape(1, 1, g * g)
         first_int = torch.empty((b, 2), dtype=torch.int64, device=device)
+
+        def thresholds(side: int) -> torch.Tensor:
+            found = _crop_thresholds(side / 2, 0.5 - g / 2, low=-p, high=side)
+            return torch.from_numpy(found).to(device)
+
+        col_thresholds = thresholds(width)
         found = _CropPlan(
             key=key,
             offset=torch.full((2,), 0.5 - g / 2, dtype=torch.float64, device=device),
             half=half,
+            col_thresholds=col_thresholds,
+            row_thresholds=col_thresholds if height == width else thresholds(height),
             first=torch.empty((b, 2), dtype=torch.float64, device=device),
             first_int=first_int,
             cols=first_int[:, 0],
@@ -675,16 +726,29 @@ class Retina:
             locations = locations.detach()
         # first column and row as first_edges works them out (p = W/2 + x W/2, one product
         # exact in float64 and one sum; then + 1/2 - g/2 and the floor), clamped to [-P, W]
-        # and [-P, H]: a crop the clamp moves lies wholly outside the image, as its new
-        # place lies wholly in the zeros around it
-        first = torch.addcmul(plan.half, locations, plan.half, out=plan.first)
-        first.add_(plan.offset).floor_()
-        plan.first_int.copy_(first)
-        if height == width:
-            plan.first_int.clamp_(-p, width)
-        else:
-            plan.cols.clamp_(-p, width)
-            plan.rows.clamp_(-p, height)
+        # and [-P, H] (a crop the clamp moves lies wholly outside the image, as its new
+        # place lies wholly in the zeros around it), plus P: the crop's first cell in the
+        # padded image
+        if locations.dtype == torch.float32:  # one search among the float32 thresholds
+            if height == width:
+                torch.bucketize(locations, plan.col_thresholds, right=True, out=plan.first_int)
+            else:
+                plan.cols.copy_(
+                    torch.bucketize(locations[:, 0].contiguous(), plan.col_thresholds, right=True)
+                )
+                plan.rows.copy_(
+                    torch.bucketize(locations[:, 1].contiguous(), plan.row_thresholds, right=True)
+                )
+        else:  # float64 locations: the arithmetic itself
+            first = torch.addcmul(plan.half, locations, plan.half, out=plan.first)
+            first.add_(plan.offset).floor_()
+            plan.first_int.copy_(first)
+            if height == width:
+                plan.first_int.clamp_(-p, width)
+            else:
+                plan.cols.clamp_(-p, width)
+                plan.rows.clamp_(-p, height)
+            plan.first_int.add_(p)
         flat = torch.add(plan.cols, plan.rows, alpha=padded_width, out=plan.flat).view(b, 1, 1)
         pixels = canvas.view(b, c, -1)
         if plan.blocks is None and k == 1:  # the batch in one piece (and the usual one scale)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import glimpse_env.retina as retina_module
-from glimpse_env.retina import Retina
+from glimpse_env.retina import Retina, _crop_thresholds
 
 
 def naive_glimpse(image: np.ndarray, x: float, y: float, g: int, k: int, s: int) -> np.ndarray:
@@ -253,3 +253,49 @@ def test_images_that_require_grad_are_taken_as_data():
     locations = torch.zeros(2, 2, requires_grad=True)  # e.g. the mean of a policy, not detached
     out = Retina(4, 2, 2)(images, locations)
     assert out.shape == (2, 2, 4, 4) and not out.requires_grad
+
+
+@pytest.mark.parametrize(
+    ("side", "g"), [(28, 8), (28, 7), (27, 8), (13, 8), (40, 12), (60, 1), (1, 5), (100, 9)]
+)
+def test_crop_thresholds_are_where_the_first_edge_steps_up(side: int, g: int) -> None:
+    """Each float32 threshold is the first value whose edge (as ``_first_edges`` works it out in
+    float64) reaches its integer; the float32 value just below it does not. A search among them
+    therefore gives the clamped edge of every float32 location, e.g. tiny ones and ones far out."""
+    half, offset, p = side / 2, 0.5 - g / 2, g
+    thresholds = _crop_thresholds(half, offset, low=-p, high=side)
+    assert thresholds.dtype == np.float32 and thresholds.shape == (side + p,)
+
+    def edge(x: np.ndarray) -> np.ndarray:
+        return np.floor((half + x.astype(np.float64) * half) + offset)
+
+    targets = np.arange(-p + 1, side + 1)
+    below = np.nextafter(thresholds, np.float32(-np.inf))
+    assert (edge(thresholds) >= targets).all() and (edge(below) < targets).all()
+    rng = np.random.default_rng(side * 100 + g)
+    samples = np.concatenate(
+        [
+            thresholds,
+            below,
+            np.nextafter(thresholds, np.float32(np.inf)),
+            rng.uniform(-1, 1, 2000).astype(np.float32),
+            rng.uniform(-50, 50, 200).astype(np.float32),
+            np.array([0.0, -0.0, 1e-30, -1e-30, 1e-45, -1e-45, 1, -1, 3e38, -3e38], dtype=np.float32),
+        ]
+    )
+    searched = torch.bucketize(torch.from_numpy(samples), torch.from_numpy(thresholds), right=True).numpy()
+    np.testing.assert_array_equal(searched - p, np.clip(edge(samples), -p, side))
+
+
+def test_float64_locations_take_the_arithmetic_with_the_same_bits() -> None:
+    """Float64 locations (not exact in float32) skip the float32 thresholds and still give the
+    integral image's glimpses, also on a canvas that is not square."""
+    retina = Retina(5)
+    images = torch.from_numpy(np.random.default_rng(3).integers(0, 256, size=(64, 17, 23), dtype=np.uint8))
+    locations = torch.from_numpy(np.random.default_rng(4).uniform(-1.2, 1.2, size=(64, 2)))  # float64
+    expected = retina.from_integral(retina.integral(images), locations)
+    assert torch.equal(retina.from_padded(retina.padded(images), locations), expected)
+    assert torch.equal(
+        retina.from_padded(retina.padded(images), locations.float()),
+        retina.from_integral(retina.integral(images), locations.float()),
+    )
