@@ -59,6 +59,7 @@ from agents.runs import (
     CheckpointError,
     RunFolderError,
     average_state,
+    command_line,
     evaluated_model,
     inference_weights,
     load_checkpoint,
@@ -71,6 +72,7 @@ from agents.runs import (
     restore_torch_rng,
     resume_args,
     save_checkpoint,
+    started_by,
     stop_reason,
     torch_rng_state,
     use_data_dir,
@@ -257,7 +259,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     # ---------------------------------------------------------------- run folder
     resume = args.resume is not None
-    on_main(lambda: open_run(run_dir, config, resume=resume, overwrite=args.overwrite), cluster)
+    command = command_line("agents.ram_reinforce", argv)
+    on_main(
+        lambda: open_run(run_dir, config, command=command, resume=resume, overwrite=args.overwrite), cluster
+    )
     checkpoints = run_dir / "checkpoints"
     start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
     if args.resume is not None:
@@ -455,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         train_seconds=sum(h["seconds"] for h in history),
         params=n_params,
         world_size=cluster.world_size,
-        command="python -m agents.ram_reinforce " + " ".join(sys.argv[1:] if argv is None else argv),
+        **started_by(run_dir, command),
         config=config,
     )
     if cluster.is_main:

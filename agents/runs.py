@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import shutil
+import sys
 import tempfile
 import textwrap
 import time
@@ -49,11 +50,13 @@ from agents.distributed import Cluster, gather_objects
 
 __all__ = [
     "AVERAGE_KEY",
+    "COMMANDS_FILE",
     "CONFIG_KEY",
     "RESUMABLE",
     "CheckpointError",
     "RunFolderError",
     "average_state",
+    "command_line",
     "evaluated_model",
     "explicit_fields",
     "field_docs",
@@ -67,7 +70,9 @@ __all__ = [
     "restore_average",
     "restore_torch_rng",
     "resume_args",
+    "run_commands",
     "save_checkpoint",
+    "started_by",
     "stop_reason",
     "torch_rng_state",
     "use_data_dir",
@@ -400,14 +405,41 @@ def use_data_dir(path: str | None) -> None:
 
 
 # ----------------------------------------------------------------------------- run folders
+#: the run folder's list of the command lines that trained it: the one that started the run,
+#: then each ``--resume``
+COMMANDS_FILE = "commands.json"
+
+
+def command_line(program: str, argv: Sequence[str] | None) -> str:
+    """``python -m <program>`` and its arguments (``sys.argv``'s when ``argv`` is None)."""
+    return " ".join(["python -m", program, *(sys.argv[1:] if argv is None else argv)])
+
+
+def run_commands(run_dir: str | os.PathLike[str]) -> list[str]:
+    """The command lines :func:`open_run` recorded in ``run_dir``, first the one that started
+    the run (empty for a folder made before they were recorded)."""
+    path = Path(run_dir) / COMMANDS_FILE
+    return list(json.loads(path.read_text())["commands"]) if path.is_file() else []
+
+
+def started_by(run_dir: str | os.PathLike[str], command: str) -> dict[str, Any]:
+    """What a run's results say of how it was trained: ``command``, the line that started it
+    (``command`` itself for a folder made before they were recorded), and ``resumed_with``,
+    the ``--resume`` lines after it."""
+    commands = run_commands(run_dir) or [command]
+    return {"command": commands[0], "resumed_with": commands[1:]}
+
+
 def open_run(
     run_dir: str | os.PathLike[str],
     config: Mapping[str, Any],
     *,
+    command: str,
     resume: bool,
     overwrite: bool,
 ) -> Path:
-    """Create (or reopen, to resume) the run folder ``run_dir`` and write ``config.json``.
+    """Create (or reopen, to resume) the run folder ``run_dir``, write ``config.json`` and
+    record ``command`` (see :data:`COMMANDS_FILE` and :func:`run_commands`).
 
     - a new folder: created, ``config.json`` written;
     - an existing folder with ``resume``: must hold ``config.json`` (it is left as it is;
@@ -422,6 +454,7 @@ def open_run(
                 f"cannot resume {str(path)!r}: it is not a run folder (no config.json there). "
                 f"Give the folder of an earlier run, or start a new run without --resume"
             )
+        write_json(path / COMMANDS_FILE, {"commands": [*run_commands(path), command]})
         return path
     if path.exists():
         if not path.is_dir():
@@ -435,6 +468,7 @@ def open_run(
             shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
     write_json(path / "config.json", dict(config))
+    write_json(path / COMMANDS_FILE, {"commands": [command]})
     return path
 
 

@@ -54,6 +54,7 @@ from agents.runs import (
     CheckpointError,
     RunFolderError,
     average_state,
+    command_line,
     evaluated_model,
     inference_weights,
     load_checkpoint,
@@ -66,6 +67,7 @@ from agents.runs import (
     restore_torch_rng,
     resume_args,
     save_checkpoint,
+    started_by,
     stop_reason,
     torch_rng_state,
     use_data_dir,
@@ -245,7 +247,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     # ---------------------------------------------------------------- run folder
     resume = args.resume is not None
-    on_main(lambda: open_run(run_dir, config, resume=resume, overwrite=args.overwrite), cluster)
+    command = command_line("baselines.train", argv)
+    on_main(
+        lambda: open_run(run_dir, config, command=command, resume=resume, overwrite=args.overwrite), cluster
+    )
     checkpoints = run_dir / "checkpoints"
     start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
     if args.resume is not None:
@@ -427,7 +432,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "canvas_share": sum(h["canvas_seconds"] for h in history) / max(train_seconds, 1e-9),
         "device": str(device),
         "world_size": cluster.world_size,
-        "command": "python -m baselines.train " + " ".join(sys.argv[1:] if argv is None else argv),
+        **started_by(run_dir, command),
         "config": config,
     }
     if cluster.is_main:

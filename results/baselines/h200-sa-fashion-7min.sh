@@ -1,6 +1,6 @@
 #!/bin/bash
 # Device call (2026-11-28; the wheels in .whl/, the data in .devdata/): Fashion-MNIST self-attention runs on the H200, 12 at once (16 CPU cores).
-cd "$(dirname "$0")/../../.."  # the repository root
+cd "$(dirname "$0")/../.."  # the repository root
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD GLIMPSE_DATA_DIR=$PWD/.devdata PYTHONUNBUFFERED=1
 mkdir -p gpu/logs
