@@ -112,17 +112,10 @@ def test_resume_is_bit_identical_to_a_straight_run(tmp_path: Path, extra: tuple[
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "last.pt")
     b = load_checkpoint(tmp_path / "split" / "checkpoints" / "last.pt")
     assert a["epoch"] == b["epoch"] == 2
-    # the results name the command that started the run, and the resume after it
     results = json.loads((tmp_path / "split" / "results" / "test.json").read_text())
-    assert (
-        results["command"].startswith("python -m agents.ram_reinforce ")
-        and " --epochs 1 " in results["command"] + " "
-    )
     assert results["resumed_with"] == [
         f"python -m agents.ram_reinforce --resume {tmp_path / 'split'} --epochs 2 --no-progress"
     ]
-    straight = json.loads((tmp_path / "straight" / "results" / "test.json").read_text())
-    assert straight["resumed_with"] == [] and " --epochs 2 " in straight["command"] + " "
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
     assert (a[AVERAGE_KEY] is None) == (not extra)

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
-from agents.runs import AVERAGE_KEY, inference_weights, weight_average
+from agents.runs import (
+    AVERAGE_KEY,
+    COMMANDS_FILE,
+    command_line,
+    inference_weights,
+    open_run,
+    run_commands,
+    started_by,
+    weight_average,
+)
 
 
 def test_weight_average_is_the_exponential_moving_average_written_naively() -> None:
@@ -41,3 +52,29 @@ def test_weight_average_off_and_bad_decays() -> None:
     for decay in (-0.1, 1.0, 2.0):
         with pytest.raises(ValueError, match=r"--ema must be in \[0, 1\)"):
             weight_average(model, decay)
+
+
+def test_run_folders_record_the_command_that_started_them_and_each_resume(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    open_run(run, {"seed": 1}, command="python -m x --seed 1", resume=False, overwrite=False)
+    assert run_commands(run) == ["python -m x --seed 1"]
+    assert started_by(run, "python -m x --seed 1") == {"command": "python -m x --seed 1", "resumed_with": []}
+    open_run(run, {"seed": 1}, command=f"python -m x --resume {run}", resume=True, overwrite=False)
+    open_run(run, {"seed": 1}, command=f"python -m x --resume {run} --epochs 9", resume=True, overwrite=False)
+    assert started_by(run, "ignored") == {
+        "command": "python -m x --seed 1",
+        "resumed_with": [f"python -m x --resume {run}", f"python -m x --resume {run} --epochs 9"],
+    }
+    # --overwrite starts the record again; a folder from before the record names the command at hand
+    open_run(run, {"seed": 2}, command="python -m x --seed 2", resume=False, overwrite=True)
+    assert run_commands(run) == ["python -m x --seed 2"]
+    (run / COMMANDS_FILE).unlink()
+    assert run_commands(run) == []
+    assert started_by(run, "python -m x --resume run") == {
+        "command": "python -m x --resume run",
+        "resumed_with": [],
+    }
+    assert (
+        command_line("agents.evaluate", ["--checkpoint", "a.pt"])
+        == "python -m agents.evaluate --checkpoint a.pt"
+    )
