@@ -299,3 +299,16 @@ def test_float64_locations_take_the_arithmetic_with_the_same_bits() -> None:
         retina.from_padded(retina.padded(images), locations.float()),
         retina.from_integral(retina.integral(images), locations.float()),
     )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
+def test_crops_on_the_gpu_equal_the_cpus() -> None:
+    """The threshold search and the float64 arithmetic give the CPU's bits on a GPU."""
+    rng = np.random.default_rng(0)
+    retina = Retina(5)
+    images = torch.from_numpy(rng.integers(0, 256, size=(300, 17, 23), dtype=np.uint8))
+    for dtype in (torch.float32, torch.float64):
+        locations = torch.from_numpy(rng.uniform(-1.3, 1.3, (300, 2))).to(dtype)
+        cpu = retina.from_padded(retina.padded(images), locations)
+        gpu = retina.from_padded(retina.padded(images.cuda()), locations.cuda())
+        assert torch.equal(gpu.cpu(), cpu)
