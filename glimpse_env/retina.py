@@ -207,27 +207,31 @@ def _from_order_key(keys: np.ndarray) -> np.ndarray:
     return bits.astype(np.uint32).view(np.float32)
 
 
-def _crop_thresholds(half: float, offset: float, *, low: int, high: int) -> np.ndarray:
+def _crop_thresholds(geometry: _Geometry, axis: int, *, low: int, high: int) -> np.ndarray:
     """Where a crop's first edge steps up, as float32 locations.
 
-    ``t[i]`` (``i < high - low``) is the smallest float32 ``x`` whose first edge
-    ``floor((half + x half) + offset)``, worked out in float64 as :meth:`Retina._first_edges`
-    does, is at least ``low + 1 + i``. The edge is monotone in ``x``, so the number of
-    thresholds at or below ``x`` (``torch.bucketize(x, t, right=True)``) is that edge
-    clamped to ``[low, high]``, minus ``low``: for float32 locations, one search instead of
-    the arithmetic. Found by bisection over the ordered float32 values (a test checks them
-    against the arithmetic on both sides of every threshold).
+    ``t[i]`` (``i < high - low``) is the smallest float32 ``x`` whose first edge along
+    ``axis`` (0: columns, 1: rows) of the first scale of ``geometry`` (numpy), worked out by
+    :meth:`Retina._first_edges` itself, is at least ``low + 1 + i``. The edge is monotone
+    in ``x``, so the number of thresholds at or below ``x``
+    (``torch.bucketize(x, t, right=True)``) is that edge clamped to ``[low, high]``, minus
+    ``low``: for float32 locations, one search instead of the arithmetic. Found by
+    bisection over the ordered float32 values (a test checks them against the arithmetic on
+    both sides of every threshold).
     """
     targets = np.arange(low + 1, high + 1, dtype=np.float64)
     largest = float(np.finfo(np.float32).max)
     lo, hi = (np.full(targets.shape, key) for key in _order_key(np.array([-largest, largest])))
 
     def edge(keys: np.ndarray) -> np.ndarray:
-        x = _from_order_key(keys).astype(np.float64)  # exact; then as _first_edges
-        return np.floor((half + x * half) + offset)
+        locations = np.zeros((keys.shape[0], 2), dtype=np.float32)
+        locations[:, axis] = _from_order_key(keys)
+        edges = Retina._first_edges(locations, geometry, None)
+        assert isinstance(edges, np.ndarray)  # numpy locations and geometry
+        return edges[:, axis, 0]
 
     if not (edge(lo) < targets).all() or not (edge(hi) >= targets).all():
-        raise ValueError(f"no float32 thresholds for half {half}, offset {offset} in [{low}, {high}]")
+        raise ValueError(f"no float32 thresholds for axis {axis} of {geometry} in [{low}, {high}]")
     while (lo < hi).any():  # about 32 rounds: the float32 values are fewer than 2**33
         mid = (lo + hi) // 2
         reached = edge(mid) >= targets
@@ -680,17 +684,18 @@ class Retina:
         cells = (steps[:, None] * padded_width + steps[None, :]).reshape(1, 1, g * g)
         first_int = torch.empty((b, 2), dtype=torch.int64, device=device)
 
-        def thresholds(side: int) -> torch.Tensor:
-            found = _crop_thresholds(side / 2, 0.5 - g / 2, low=-p, high=side)
-            return torch.from_numpy(found).to(device)
+        geometry = self._geometry(np.empty(0), height, width)  # numpy: the search runs on the host
 
-        col_thresholds = thresholds(width)
+        def thresholds(axis: int, side: int) -> torch.Tensor:
+            return torch.from_numpy(_crop_thresholds(geometry, axis, low=-p, high=side)).to(device)
+
+        col_thresholds = thresholds(0, width)
         found = _CropPlan(
             key=key,
             offset=torch.full((2,), 0.5 - g / 2, dtype=torch.float64, device=device),
             half=half,
             col_thresholds=col_thresholds,
-            row_thresholds=col_thresholds if height == width else thresholds(height),
+            row_thresholds=col_thresholds if height == width else thresholds(1, height),
             first=torch.empty((b, 2), dtype=torch.float64, device=device),
             first_int=first_int,
             cols=first_int[:, 0],

@@ -263,7 +263,9 @@ def test_crop_thresholds_are_where_the_first_edge_steps_up(side: int, g: int) ->
     float64) reaches its integer; the float32 value just below it does not. A search among them
     therefore gives the clamped edge of every float32 location, e.g. tiny ones and ones far out."""
     half, offset, p = side / 2, 0.5 - g / 2, g
-    thresholds = _crop_thresholds(half, offset, low=-p, high=side)
+    geometry = Retina(g)._geometry(np.empty(0), side, side)
+    thresholds = _crop_thresholds(geometry, 0, low=-p, high=side)
+    assert np.array_equal(_crop_thresholds(geometry, 1, low=-p, high=side), thresholds)  # a square
     assert thresholds.dtype == np.float32 and thresholds.shape == (side + p,)
 
     def edge(x: np.ndarray) -> np.ndarray:
