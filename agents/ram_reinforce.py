@@ -236,7 +236,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if cluster.distributed:
         torch.manual_seed(rank_seed(args.seed, cluster))  # dropout: this rank's own stream
     average = weight_average(model, args.ema)
-    evaluated = evaluated_model(model, average)  # what validation and the pictures play
     optimizer: torch.optim.Optimizer
     if args.optimizer == "adam":
         optimizer = torch.optim.AdamW(
@@ -375,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         mean_over_ranks(sums, cluster)  # every rank's sums: the epoch's means over all of its episodes
         means = (sums / updates_per_epoch).tolist()
         val_generator = torch.Generator(device=device).manual_seed(args.seed)
+        evaluated = evaluated_model(model, average)  # what validation and the pictures play
         val = evaluate_model(
             evaluated,
             args.env,

@@ -56,7 +56,9 @@ __all__ = [
     "CheckpointError",
     "RunFolderError",
     "average_state",
+    "averaging",
     "command_line",
+    "epoch_average",
     "evaluated_model",
     "explicit_fields",
     "field_docs",
@@ -361,17 +363,38 @@ def weight_average(model: torch.nn.Module, decay: float) -> AveragedModel | None
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
+def epoch_average(model: torch.nn.Module) -> AveragedModel:
+    r"""Stochastic weight averaging (Izmailov et al. 2018): the equal average of ``model``'s
+    weights at the ends of epochs.
+
+    The caller calls ``average.update_parameters(model)`` at the end of each epoch of the
+    averaging phase: after ``k`` calls ``theta_avg = (theta_1 + ... + theta_k) / k``. Until
+    the first call the average is empty: :func:`averaging` is false, validation sees the
+    trained weights and a checkpoint stores no average (:func:`average_state`), so a best
+    checkpoint from before the phase is scored with its own weights. PyTorch's own
+    :class:`torch.optim.swa_utils.AveragedModel` with its default (equal) average.
+    """
+    return AveragedModel(model, use_buffers=True)
+
+
+def averaging(average: AveragedModel | None) -> bool:
+    """Whether ``average`` holds weights yet (it has had at least one update)."""
+    return average is not None and int(average.n_averaged) > 0
+
+
 def average_state(average: AveragedModel | None) -> dict[str, Any]:
     """The weight average's entry of a checkpoint (``None`` under :data:`AVERAGE_KEY` when
-    the run keeps none), as :func:`torch_rng_state` gives the random streams'."""
-    return {AVERAGE_KEY: None if average is None else average.state_dict()}
+    the run keeps none, or has not averaged anything yet), as :func:`torch_rng_state` gives
+    the random streams'."""
+    return {AVERAGE_KEY: average.state_dict() if average is not None and averaging(average) else None}
 
 
 def restore_average(average: AveragedModel | None, state: Mapping[str, Any]) -> None:
     """Put back the weight average :func:`average_state` saved in ``state`` (nothing to do
-    when the run keeps none)."""
-    if average is not None:
-        average.load_state_dict(state[AVERAGE_KEY])
+    when the run keeps none, or had not begun averaging)."""
+    saved = state.get(AVERAGE_KEY)
+    if average is not None and saved is not None:
+        average.load_state_dict(saved)
 
 
 M = TypeVar("M", bound=torch.nn.Module)
@@ -379,8 +402,9 @@ M = TypeVar("M", bound=torch.nn.Module)
 
 def evaluated_model(model: M, average: AveragedModel | None) -> M:
     """The model validation, pictures and test use: the weight average's copy of ``model``
-    (see :func:`weight_average`), or ``model`` itself when the run keeps no average."""
-    return model if average is None else typing.cast(M, average.module)
+    (see :func:`weight_average` and :func:`epoch_average`) once it holds weights, else
+    ``model`` itself. Ask again after an update: an epoch average starts empty."""
+    return typing.cast(M, average.module) if averaging(average) and average is not None else model
 
 
 def inference_weights(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -55,6 +55,7 @@ from agents.runs import (
     RunFolderError,
     average_state,
     command_line,
+    epoch_average,
     evaluated_model,
     inference_weights,
     load_checkpoint,
@@ -136,6 +137,13 @@ class Args:
     ema: float = 0.0
     """decay of an exponential moving average of the weights, updated after every update; the average is
     what validation selects on and what the test scores (0: none; e.g. 0.999)"""
+    swa_start: int = 0
+    """stochastic weight averaging: from this epoch on, the weights at the end of every epoch are averaged
+    equally, and the average is what validation selects on and what the test scores (0: none; not with
+    --ema)"""
+    swa_lr: float | None = None
+    """the learning rate held constant from --swa-start on, in place of the schedule (default: the schedule
+    goes on)"""
     hidden: int = CNN_HIDDEN
     """cnn: width of the first fully connected layer (the default gives the study's 1.83M on 40x40)"""
     block_size: int = BLOCK_SIZE
@@ -191,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
     if not 0.0 <= args.label_smoothing < 1.0:
         raise ValueError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    check_swa(args)
     images_per_epoch = args.images_per_epoch or args.train_size or SPLIT_SIZES["train"]
     global_batch = args.batch_size * cluster.world_size
     if global_batch > images_per_epoch:
@@ -233,8 +242,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     trained = data_parallel(model, cluster, device)  # what the updates run (DDP-wrapped under torchrun)
     if cluster.distributed:
         torch.manual_seed(rank_seed(args.seed, cluster))  # dropout: this rank's own stream
-    average = weight_average(model, args.ema)
-    evaluated = evaluated_model(model, average)  # what validation and the pictures see
+    average = epoch_average(model) if args.swa_start else weight_average(model, args.ema)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler: Any
     if args.lr_schedule == "plateau":
@@ -322,6 +330,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if reason is not None:
             cluster.say(reason)
             break
+        swa_phase = bool(args.swa_start) and epoch >= args.swa_start
+        constant_rate = swa_phase and args.swa_lr is not None  # the schedule gives way to --swa-lr
+        if constant_rate:
+            for group in optimizer.param_groups:
+                group["lr"] = args.swa_lr
         model.train()
         sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss, correct
         canvas_seconds = 0.0
@@ -354,18 +367,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            if average is not None:
+            if average is not None and not args.swa_start:  # the moving average follows every update
                 average.update_parameters(model)
             sums += torch.stack([loss.detach(), (logits.detach().argmax(1) == labels).sum()]).double()
         bar.close()
         seconds = time.perf_counter() - start
         mean_over_ranks(sums, cluster)  # every rank's sums: the epoch's means over all of its images
         train_loss, train_correct = sums.tolist()
+        if average is not None and swa_phase:  # the epoch average takes in this epoch's weights
+            average.update_parameters(model)
+        evaluated = evaluated_model(model, average)  # what validation and the pictures see
         result = evaluate_classifier(
             evaluated, val, batch_size=args.eval_batch_size, env_id=args.env, split="val", cluster=cluster
         )
         lr = optimizer.param_groups[0]["lr"]
-        if args.lr_schedule == "plateau":
+        if constant_rate:
+            pass  # the scheduler is not stepped: the rate stays at --swa-lr
+        elif args.lr_schedule == "plateau":
             scheduler.step(result.accuracy)
         else:
             scheduler.step()
@@ -444,6 +462,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"test accuracy {test.accuracy:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})"
     )
     return results
+
+
+def check_swa(args: Args) -> None:
+    """Refuse settings of stochastic weight averaging that cannot mean what they say."""
+    if args.swa_start < 0:
+        raise ValueError(f"--swa-start must be an epoch >= 1 (0: no averaging), got {args.swa_start}")
+    if args.swa_start and args.ema:
+        raise ValueError(
+            f"--swa-start {args.swa_start} and --ema {args.ema} are two weight averages; choose one"
+        )
+    if args.swa_start > args.epochs:
+        raise ValueError(
+            f"--swa-start {args.swa_start} is after the last epoch (--epochs {args.epochs}): nothing would "
+            f"be averaged; start it earlier or raise --epochs"
+        )
+    if args.swa_lr is not None and not args.swa_start:
+        raise ValueError("--swa-lr sets the rate of the averaging phase: give --swa-start too")
+    if args.swa_lr is not None and not args.swa_lr > 0.0:
+        raise ValueError(f"--swa-lr must be > 0, got {args.swa_lr}")
 
 
 if __name__ == "__main__":

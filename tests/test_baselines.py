@@ -256,6 +256,7 @@ def test_short_training_beats_chance_by_far(tmp_path: Path) -> None:
         (),
         ("--train-size", "1024", "--model", "self_attention", "--dropout", "0.3"),
         ("--ema", "0.9", "--feature-dropout", "0.25"),
+        ("--swa-start", "1", "--swa-lr", "5e-4", "--model", "self_attention"),
     ],
 )
 def test_resume_is_bit_identical_to_a_straight_run(tmp_path: Path, extra: tuple[str, ...]) -> None:
@@ -271,7 +272,7 @@ def test_resume_is_bit_identical_to_a_straight_run(tmp_path: Path, extra: tuple[
     ]
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
-    assert (a[AVERAGE_KEY] is None) == ("--ema" not in extra)
+    assert (a[AVERAGE_KEY] is None) == ("--ema" not in extra and "--swa-start" not in extra)
     for name, tensor in (a[AVERAGE_KEY] or {}).items():  # the weight average continues too
         assert torch.equal(tensor, b[AVERAGE_KEY][name]), name
     assert [h["val_accuracy"] for h in a["history"]] == [h["val_accuracy"] for h in b["history"]]
@@ -297,6 +298,39 @@ def test_the_weight_average_is_what_is_validated_and_tested(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="--ema must be in"):
         fit(tmp_path, "--ema", "1.0", name="bad-ema")
     assert not (tmp_path / "bad-ema").exists()
+
+
+def test_stochastic_weight_averaging_averages_the_ends_of_epochs_at_a_constant_rate(tmp_path: Path) -> None:
+    swa = ("--model", "self_attention", "--swa-start", "2", "--swa-lr", "3e-4", "--patience", "5")
+    fit(tmp_path, "--epochs", "2", *swa, name="swa")
+    second = load_checkpoint(tmp_path / "swa" / "checkpoints" / "last.pt")
+    assert second[AVERAGE_KEY] is not None  # one epoch averaged: the average is that epoch's weights
+    for name, weights in inference_weights(second).items():
+        assert torch.equal(weights, second["model"][name]), name
+    results = train.main(["--resume", str(tmp_path / "swa"), "--epochs", "3", "--no-progress"])
+    third = load_checkpoint(tmp_path / "swa" / "checkpoints" / "last.pt")
+    # the schedule until --swa-start, then the constant --swa-lr
+    assert [h["learning_rate"] for h in third["history"]] == [1e-3, 3e-4, 3e-4]
+    averaged = inference_weights(third)
+    for name, weights in averaged.items():  # the equal mean of the ends of epochs 2 and 3
+        torch.testing.assert_close(weights, (second["model"][name] + third["model"][name]) / 2)
+        assert not torch.equal(weights, third["model"][name]), name
+    # validation selected on the average, and the evaluation script scores what the run scored
+    best = tmp_path / "swa" / "checkpoints" / "best.pt"
+    assert evaluate.main(["--checkpoint", str(best)]).accuracy == results["accuracy"]
+    best_val = load_checkpoint(best)["best_val"]
+    assert evaluate.main(["--checkpoint", str(best), "--split", "val"]).accuracy == best_val
+    bad = {
+        "two weight averages": ("--swa-start", "1", "--ema", "0.9"),
+        "give --swa-start too": ("--swa-lr", "1e-4"),
+        "after the last epoch": ("--swa-start", "4", "--epochs", "3"),
+        "an epoch >= 1": ("--swa-start", "-1"),
+        "--swa-lr must be > 0": ("--swa-start", "1", "--swa-lr", "0"),
+    }
+    for message, flags in bad.items():
+        with pytest.raises(ValueError, match=message):
+            fit(tmp_path, *flags, name="bad-swa")
+        assert not (tmp_path / "bad-swa").exists()
 
 
 def test_time_limit_stops_after_an_epoch_and_still_tests(tmp_path: Path) -> None:

@@ -11,9 +11,14 @@ from torch import nn
 from agents.runs import (
     AVERAGE_KEY,
     COMMANDS_FILE,
+    average_state,
+    averaging,
     command_line,
+    epoch_average,
+    evaluated_model,
     inference_weights,
     open_run,
+    restore_average,
     run_commands,
     started_by,
     weight_average,
@@ -44,6 +49,31 @@ def test_weight_average_is_the_exponential_moving_average_written_naively() -> N
     fresh.load_state_dict(weights)  # loads into the plain model
     assert inference_weights({"model": model.state_dict(), AVERAGE_KEY: None}).keys() == expected.keys()
     assert torch.equal(inference_weights({"model": model.state_dict()})["0.weight"], model[0].weight)
+
+
+def test_epoch_average_is_the_equal_mean_written_naively_and_empty_until_its_first_update() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    average = epoch_average(model)
+    # empty: validation sees the trained weights and a checkpoint keeps no average
+    assert not averaging(average) and evaluated_model(model, average) is model
+    assert average_state(average) == {AVERAGE_KEY: None}
+    restore_average(average, {AVERAGE_KEY: None})  # a checkpoint from before the averaging began
+    assert not averaging(average)
+    ends: list[dict[str, torch.Tensor]] = []
+    for _ in range(4):
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.add_(torch.randn_like(parameter))
+        average.update_parameters(model)
+        ends.append({name: value.clone() for name, value in model.state_dict().items()})
+    assert averaging(average) and evaluated_model(model, average) is average.module
+    state = {"model": model.state_dict(), **average_state(average)}
+    for name, value in inference_weights(state).items():
+        torch.testing.assert_close(value, sum(end[name] for end in ends) / len(ends))
+    resumed = epoch_average(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))
+    restore_average(resumed, state)  # a resumed run continues the same mean
+    assert int(resumed.n_averaged) == len(ends)
 
 
 def test_weight_average_off_and_bad_decays() -> None:
