@@ -1,18 +1,23 @@
 """The table of every baseline run kept under ``results/baselines/`` (one folder per run).
 
-    python benchmarks/baseline_results.py [--root results/baselines] [--best]
+    python benchmarks/baseline_results.py [--root results/baselines] [--best | --by-recipe]
 
 Each run folder holds the ``test.json`` that ``python -m baselines.train`` wrote at the end
 of the run (the test split scored once, with the checkpoint chosen on ``val``), its
 ``config.json``, the per-epoch ``history.json`` and the training log. ``--best`` keeps,
 for each environment, protocol (fresh canvases or ``--train-size N``) and model, the run
 with the best validation accuracy: model selection on ``val``, never on ``test``.
+``--by-recipe`` groups the runs whose settings differ only in the seed (and in settings that
+do not change what is trained, such as the run folder or the number of threads) and gives
+the mean and the spread of val and test over each group's seeds: how far one run's number
+says something about its recipe.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,26 @@ COLUMNS = [
     "95% CI",
     "run",
 ]
+
+
+#: settings that do not define a recipe: the seed, and those that change where and how fast a run
+#: goes, not what it trains (a time limit does when it binds: such runs say so in their epochs)
+NOT_RECIPE = frozenset(
+    {
+        "seed",
+        "run_dir",
+        "resume",
+        "overwrite",
+        "time_limit",
+        "threads",
+        "progress",
+        "image_every",
+        "data_dir",
+        "eval_batch_size",
+    }
+)
+RECIPE_COLUMNS = ["env", "protocol", "model", "params", "device", "seeds", "val", "test", "test range"]
+RECIPE_COLUMNS += ["runs"]
 
 
 def load_runs(root: Path) -> list[dict[str, Any]]:
@@ -51,6 +76,7 @@ def load_runs(root: Path) -> list[dict[str, Any]]:
                 "95% CI": "{:.4f}-{:.4f}".format(*result["ci95"]),
                 "run": result_file.parent.name,
                 "command": result["command"],
+                "recipe": recipe(config),
             }
         )
     return rows
@@ -67,6 +93,46 @@ def best_by_val(
         if key not in best or row["val"] > best[key]["val"]:
             best[key] = row
     return [best[key] for key in sorted(best)]
+
+
+def recipe(config: dict[str, Any]) -> str:
+    """The settings of a run's ``config`` that define what it trains, as one string: all but
+    :data:`NOT_RECIPE`, and but ``epochs`` under the plateau schedule, where it only caps a run
+    that early stopping ends (a ``--resume DIR --epochs N`` records its own); under the cosine
+    schedule it is the schedule's length."""
+    capped = config.get("lr_schedule", "plateau") == "plateau"
+    kept = {k: v for k, v in config.items() if k not in NOT_RECIPE and not (capped and k == "epochs")}
+    return json.dumps(kept, sort_keys=True)
+
+
+def by_recipe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per recipe (runs whose configurations differ only in :data:`NOT_RECIPE`):
+    the number of seeds, val and test as ``mean ± sample standard deviation`` (the mean
+    alone for one seed), the range of test and the runs' folders."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row["recipe"], []).append(row)
+    table = []
+    for runs in groups.values():
+        first = runs[0]
+        tests = [run["test"] for run in runs]
+        table.append(
+            {
+                **{column: first[column] for column in ("env", "protocol", "model", "params", "device")},
+                "seeds": len(runs),
+                "val": spread([run["val"] for run in runs]),
+                "test": spread(tests),
+                "test range": f"{min(tests):.4f}-{max(tests):.4f}",
+                "runs": ", ".join(run["run"] for run in runs),
+            }
+        )
+    return sorted(table, key=lambda row: (row["env"], row["protocol"], row["model"], row["runs"]))
+
+
+def spread(values: list[float]) -> str:
+    """``mean ± sample standard deviation`` of ``values`` to 4 decimals (the mean alone for one)."""
+    mean = statistics.fmean(values)
+    return f"{mean:.4f}" if len(values) < 2 else f"{mean:.4f} ± {statistics.stdev(values):.4f}"
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str], *, commands: bool = False) -> None:
@@ -88,9 +154,19 @@ def main() -> None:
     parser.add_argument(
         "--best", action="store_true", help="only the best run by val per env, protocol, model"
     )
+    parser.add_argument(
+        "--by-recipe",
+        action="store_true",
+        help="one row per recipe: the mean and spread of val and test over its seeds",
+    )
     parser.add_argument("--commands", action="store_true", help="print each row's command under the table")
     args = parser.parse_args()
+    if args.best and args.by_recipe:
+        parser.error("--best and --by-recipe are two views of the runs: give one")
     rows = load_runs(Path(args.root))
+    if args.by_recipe:
+        print_table(by_recipe(rows), RECIPE_COLUMNS)
+        return
     if args.best:
         rows = best_by_val(rows)
     print_table(rows, COLUMNS, commands=args.commands)
