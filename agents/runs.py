@@ -40,7 +40,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -377,7 +377,7 @@ def epoch_average(model: torch.nn.Module) -> AveragedModel:
     return AveragedModel(model, use_buffers=True)
 
 
-def averaging(average: AveragedModel | None) -> bool:
+def averaging(average: AveragedModel | None) -> TypeGuard[AveragedModel]:
     """Whether ``average`` holds weights yet (it has had at least one update)."""
     return average is not None and int(average.n_averaged) > 0
 
@@ -386,7 +386,7 @@ def average_state(average: AveragedModel | None) -> dict[str, Any]:
     """The weight average's entry of a checkpoint (``None`` under :data:`AVERAGE_KEY` when
     the run keeps none, or has not averaged anything yet), as :func:`torch_rng_state` gives
     the random streams'."""
-    return {AVERAGE_KEY: average.state_dict() if average is not None and averaging(average) else None}
+    return {AVERAGE_KEY: average.state_dict() if averaging(average) else None}
 
 
 def restore_average(average: AveragedModel | None, state: Mapping[str, Any]) -> None:
@@ -404,7 +404,7 @@ def evaluated_model(model: M, average: AveragedModel | None) -> M:
     """The model validation, pictures and test use: the weight average's copy of ``model``
     (see :func:`weight_average` and :func:`epoch_average`) once it holds weights, else
     ``model`` itself. Ask again after an update: an epoch average starts empty."""
-    return typing.cast(M, average.module) if averaging(average) and average is not None else model
+    return typing.cast(M, average.module) if averaging(average) else model
 
 
 def inference_weights(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -381,12 +381,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             evaluated, val, batch_size=args.eval_batch_size, env_id=args.env, split="val", cluster=cluster
         )
         lr = optimizer.param_groups[0]["lr"]
-        if constant_rate:
-            pass  # the scheduler is not stepped: the rate stays at --swa-lr
-        elif args.lr_schedule == "plateau":
-            scheduler.step(result.accuracy)
-        else:
-            scheduler.step()
+        if not constant_rate:  # (under --swa-lr the rate stays put from --swa-start on)
+            if args.lr_schedule == "plateau":
+                scheduler.step(result.accuracy)
+            else:
+                scheduler.step()
         improved = result.accuracy > best_val
         if improved:
             best_val, best_epoch = result.accuracy, epoch
