@@ -16,10 +16,13 @@ says something about its recipe.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 from pathlib import Path
 from typing import Any
+
+from baselines.train import Args
 
 COLUMNS = [
     "env",
@@ -50,8 +53,12 @@ NOT_RECIPE = frozenset(
         "image_every",
         "data_dir",
         "eval_batch_size",
+        "global_batch_size",  # batch_size x world_size
     }
 )
+#: the value a setting has when a run's config.json does not name it (it predates the setting)
+DEFAULTS: dict[str, Any] = {field.name: field.default for field in dataclasses.fields(Args)}
+DEFAULTS["world_size"] = 1
 RECIPE_COLUMNS = ["env", "protocol", "model", "params", "device", "seeds", "val", "test", "test range"]
 RECIPE_COLUMNS += ["runs"]
 
@@ -96,12 +103,17 @@ def best_by_val(
 
 
 def recipe(config: dict[str, Any]) -> str:
-    """The settings of a run's ``config`` that define what it trains, as one string: all but
-    :data:`NOT_RECIPE`, and but ``epochs`` under the plateau schedule, where it only caps a run
-    that early stopping ends (a ``--resume DIR --epochs N`` records its own); under the cosine
-    schedule it is the schedule's length."""
+    """The settings of a run's ``config`` that define what it trains, as one string: those
+    that differ from their defaults (so a run made before a setting existed matches one that
+    left it at its default), but none of :data:`NOT_RECIPE`, and not ``epochs`` under the
+    plateau schedule, where it only caps a run that early stopping ends (a ``--resume DIR
+    --epochs N`` records its own); under the cosine schedule it is the schedule's length."""
     capped = config.get("lr_schedule", "plateau") == "plateau"
-    kept = {k: v for k, v in config.items() if k not in NOT_RECIPE and not (capped and k == "epochs")}
+    kept = {
+        k: v
+        for k, v in config.items()
+        if k not in NOT_RECIPE and not (capped and k == "epochs") and (k not in DEFAULTS or v != DEFAULTS[k])
+    }
     return json.dumps(kept, sort_keys=True)
 
 
