@@ -22,6 +22,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from agents.runs import RESUMABLE
 from baselines.train import Args
 
 COLUMNS = [
@@ -39,28 +40,26 @@ COLUMNS = [
 ]
 
 
-#: settings that do not define a recipe: the seed, and those that change where and how fast a run
-#: goes, not what it trains (a time limit does when it binds: such runs say so in their epochs)
-NOT_RECIPE = frozenset(
-    {
-        "seed",
-        "run_dir",
-        "resume",
-        "overwrite",
-        "time_limit",
-        "threads",
-        "progress",
-        "image_every",
-        "data_dir",
-        "eval_batch_size",
-        "global_batch_size",  # batch_size x world_size
-    }
-)
+#: settings that do not define a recipe: the seed, the run folder, the batch per update (derived:
+#: batch_size x world_size) and those a ``--resume`` may change because they change where and how fast
+#: a run goes, not what it trains (agents.runs.RESUMABLE; a time limit does when it binds: such runs
+#: say so in their epochs), but for ``epochs`` (see :func:`recipe`) and ``device``
+NOT_RECIPE = (RESUMABLE - {"epochs", "device"}) | {"seed", "run_dir", "global_batch_size"}
 #: the value a setting has when a run's config.json does not name it (it predates the setting)
 DEFAULTS: dict[str, Any] = {field.name: field.default for field in dataclasses.fields(Args)}
 DEFAULTS["world_size"] = 1
-RECIPE_COLUMNS = ["env", "protocol", "model", "params", "device", "seeds", "val", "test", "test range"]
-RECIPE_COLUMNS += ["runs"]
+RECIPE_COLUMNS = [
+    "env",
+    "protocol",
+    "model",
+    "params",
+    "device",
+    "seeds",
+    "val",
+    "test",
+    "test range",
+    "runs",
+]
 
 
 def load_runs(root: Path) -> list[dict[str, Any]]:
