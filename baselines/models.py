@@ -10,7 +10,9 @@ Both see the whole canvas that a glimpse environment shows (``(B, 1, H, W)`` flo
 - :class:`SimpleCNN`         ``logits = W_2 relu(W_1 flatten(enc(x)))``: two fully connected
   layers on the flattened feature map.
 - :class:`SelfAttentionCNN`  the feature map is cut into ``n = ceil(h/b) * ceil(w/b)`` blocks
-  of ``b x b`` cells (``b = block_size``), each flattened to ``F b^2`` and projected to ``d``;
+  of ``b x b`` cells (``b = block_size``), each flattened to ``F b^2`` and projected to ``d``
+  (with ``block_stride = s < b`` the blocks overlap, one every ``s`` cells:
+  ``n = (ceil((h-b)/s) + 1) * (ceil((w-b)/s) + 1)``);
   plus a learned position embedding, the blocks attend to each other
   (``z = LayerNorm(e + MHA(e, e, e))``, ``heads`` heads, scaled dot-product attention),
   optionally followed by a Transformer encoder layer's position-wise feed-forward sublayer
@@ -86,6 +88,10 @@ class BaselineConfig:
     """self_attention: attention heads (``d`` must be a multiple)."""
     block_size: int = BLOCK_SIZE
     """self_attention: ``b``, a block is ``b x b`` cells of the feature map."""
+    block_stride: int = 0
+    """self_attention: ``s``, cells between the corners of neighbouring blocks, ``1 <= s <= b``; ``s < b``
+    gives overlapping blocks (more of them, the same parameters but for the position embedding).
+    0: ``s = b``, the blocks tile the feature map (the study's cut)."""
     head_hidden: int = HEAD_HIDDEN
     """self_attention: width of the classifier's hidden layer."""
     ffn_hidden: int = 0
@@ -101,6 +107,11 @@ class BaselineConfig:
     feature_dropout: float = 0.0
     """Dropout on the encoder's features, where they enter the first trained layer after it
     (cnn: ``fc1``; self_attention: the block projection), in training only."""
+
+    @property
+    def stride(self) -> int:
+        """``s``: :attr:`block_stride`, or ``b`` where it is 0."""
+        return self.block_stride or self.block_size
 
     @classmethod
     def from_dict(cls, saved: Mapping[str, Any]) -> BaselineConfig:
@@ -118,6 +129,11 @@ class BaselineConfig:
             raise ValueError(f"every size of a BaselineConfig must be >= 1, got {self}")
         if self.ffn_hidden < 0:
             raise ValueError(f"ffn_hidden must be >= 0 (0: no feed-forward sublayer), got {self.ffn_hidden}")
+        if not 0 <= self.block_stride <= self.block_size:
+            raise ValueError(
+                f"block_stride must be in [1, block_size = {self.block_size}] (0: block_size, blocks that "
+                f"tile the feature map), got {self.block_stride}: a larger stride would skip cells"
+            )
         if self.d_model % self.heads:
             raise ValueError(f"d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
         if min(ConvEncoder.output_shape(self.canvas_shape)) < 1:
@@ -202,7 +218,9 @@ class SelfAttentionCNN(nn.Module):
     """The CNN encoder with multi-head self-attention over blocks of its feature map.
 
     ``x (B, 1, H, W) -> enc(x) (B, F, h, w)``, padded with zeros to a multiple of ``b``,
-    cut into ``n`` blocks ``(B, n, F b^2)``, projected ``e = W_p blocks + P`` ``(B, n, d)``
+    cut into ``n`` blocks ``(B, n, F b^2)`` (blocks ``b x b`` cells, one every ``s`` cells;
+    ``s = b`` by default, a tiling; the padding then reaches ``(rows - 1) s + b``), projected
+    ``e = W_p blocks + P`` ``(B, n, d)``
     (``P`` a learned position embedding), ``z = LayerNorm(e + MHA(e, e, e))`` ``(B, n, d)``,
     with ``ffn_hidden > 0`` then ``z <- LayerNorm(z + W_f2 relu(W_f1 z))`` ``(B, n, d)``
     (``W_f1`` ``d -> ffn_hidden``), ``a_k = softmax_i(w_k^T z_i)`` ``(B, K, n)`` for the
@@ -217,9 +235,11 @@ class SelfAttentionCNN(nn.Module):
         self.config = config
         self.encoder = ConvEncoder()
         h, w = ConvEncoder.output_shape(config.canvas_shape)
-        b = config.block_size
-        self.grid = (math.ceil(h / b), math.ceil(w / b))
-        self.padding = (0, self.grid[1] * b - w, 0, self.grid[0] * b - h)  # F.pad: left, right, top, bottom
+        b, s = config.block_size, config.stride
+        self.grid = (math.ceil(max(h - b, 0) / s) + 1, math.ceil(max(w - b, 0) / s) + 1)
+        #: ``(rows, columns)`` of cells the blocks cover, the feature map padded with zeros to it
+        self.covered = ((self.grid[0] - 1) * s + b, (self.grid[1] - 1) * s + b)
+        self.padding = (0, self.covered[1] - w, 0, self.covered[0] - h)  # F.pad: left, right, top, bottom
         n_blocks = self.grid[0] * self.grid[1]
         self.feature_dropout = nn.Dropout(config.feature_dropout)
         self.project = nn.Linear(self.encoder.channels * b * b, config.d_model)
@@ -240,10 +260,19 @@ class SelfAttentionCNN(nn.Module):
 
     def blocks(self, images: torch.Tensor) -> torch.Tensor:
         """``images (B, 1, H, W)`` -> the encoder's blocks ``(B, n, F b^2)``, row by row."""
-        b = self.config.block_size
-        features = F.pad(self.encoder(images), self.padding)  # (B, F, rows*b, cols*b)
+        features = F.pad(self.encoder(images), self.padding)  # (B, F, *covered)
         # (B, F b^2, n): each column one block (channels, then cells row-major), blocks row-major
-        return F.unfold(features, kernel_size=b, stride=b).transpose(1, 2)
+        blocks = F.unfold(features, kernel_size=self.config.block_size, stride=self.config.stride)
+        return blocks.transpose(1, 2)
+
+    def cell_weights(self, block_weights: torch.Tensor) -> torch.Tensor:
+        """``block_weights (B, n)`` -> ``(B, *covered)``: each cell of the (padded) feature map, the sum
+        of the weights of the blocks it lies in (with tiling blocks, its block's weight)."""
+        b = self.config.block_size
+        # (B, b^2, n): a block's weight on each of its cells
+        spread = block_weights.unsqueeze(1).expand(-1, b * b, -1)
+        cells = F.fold(spread, self.covered, kernel_size=b, stride=self.config.stride)  # (B, 1, *covered)
+        return cells.squeeze(1)
 
     def _attend(self, images: torch.Tensor, *, need_weights: bool) -> tuple[torch.Tensor, ...]:
         tokens = self.project(self.feature_dropout(self.blocks(images))) + self.position

@@ -148,6 +148,9 @@ class Args:
     """cnn: width of the first fully connected layer (the default gives the study's 1.83M on 40x40)"""
     block_size: int = BLOCK_SIZE
     """self_attention: a block is block_size x block_size cells of the encoder's feature map"""
+    block_stride: int = 0
+    """self_attention: cells between neighbouring blocks, 1..block_size; below block_size the blocks overlap
+    (0: block_size, blocks that tile the feature map, the study's cut)"""
     d_model: int = D_MODEL
     """self_attention: width of a block after its projection"""
     heads: int = HEADS
@@ -232,6 +235,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         d_model=args.d_model,
         heads=args.heads,
         block_size=args.block_size,
+        block_stride=args.block_stride,
         head_hidden=args.head_hidden,
         ffn_hidden=args.ffn_hidden,
         pool_heads=args.pool_heads,

@@ -4,8 +4,9 @@
 
 One column per test canvas. For ``self_attention``: the canvas, and under it the canvas
 tinted by the weights ``a`` of the weighted sum over the blocks (the brighter the red,
-the more that block counts), the block grid drawn in; every canvas pixel takes the
-weight of the block its encoder cell (a stride of 4 pixels) falls in. For ``cnn``, which
+the more that block counts), the block grid drawn in where the blocks tile the feature map;
+every canvas pixel takes the weight of its encoder cell (a stride of 4 pixels): the sum of
+the weights of the blocks that cell lies in (with tiling blocks, its block's weight). For ``cnn``, which
 has no attention, the canvases alone. Under each column: the class predicted and the
 true class.
 """
@@ -35,13 +36,12 @@ CELL_STRIDE = POOL * POOL
 GRID_COLOUR = np.array([90, 90, 90], dtype=np.uint8)
 
 
-def _block_map(
-    weights: np.ndarray, grid: tuple[int, int], block_size: int, shape: tuple[int, int]
-) -> np.ndarray:
-    """``(H, W)``: each canvas pixel's block weight (``weights`` ``(n,)`` row-major over ``grid``)."""
-    rows = np.minimum(np.arange(shape[0]) // (CELL_STRIDE * block_size), grid[0] - 1)
-    columns = np.minimum(np.arange(shape[1]) // (CELL_STRIDE * block_size), grid[1] - 1)
-    return weights.reshape(grid)[rows[:, None], columns[None, :]]
+def _pixel_map(cells: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``(H, W)``: each canvas pixel's value in ``cells`` ``(rows, columns)``, the encoder cell it falls in
+    (pixels past the last cell take the last one's)."""
+    rows = np.minimum(np.arange(shape[0]) // CELL_STRIDE, cells.shape[0] - 1)
+    columns = np.minimum(np.arange(shape[1]) // CELL_STRIDE, cells.shape[1] - 1)
+    return cells[rows[:, None], columns[None, :]]
 
 
 @torch.no_grad()
@@ -53,7 +53,8 @@ def sample_picture(model: SimpleCNN | SelfAttentionCNN, images: CanvasBatch, *, 
     pooling = None
     if isinstance(model, SelfAttentionCNN):
         maps = model.explain(as_inputs(canvases))
-        logits, pooling = maps.logits, (maps.pooling / maps.pooling.amax(1, keepdim=True)).cpu().numpy()
+        cells = model.cell_weights(maps.pooling)  # (B, rows, columns) of cells
+        logits, pooling = maps.logits, (cells / cells.flatten(1).amax(1)[:, None, None]).cpu().numpy()
     else:
         logits = model(as_inputs(canvases))
     model.train(was_training)
@@ -70,16 +71,17 @@ def sample_picture(model: SimpleCNN | SelfAttentionCNN, images: CanvasBatch, *, 
         out[:panel_h, left : left + panel_w] = rgb.repeat(zoom, 0).repeat(zoom, 1)
         if pooling is not None:
             assert isinstance(model, SelfAttentionCNN)
-            weight = _block_map(pooling[j], model.grid, model.config.block_size, (height, width))
+            weight = _pixel_map(pooling[j], (height, width))
             tinted = rgb.astype(np.float32) * 0.6
             tinted[..., 0] += 255 * 0.4 * weight
             tinted[..., 1:] *= 1 - 0.5 * weight[..., None]
             panel = tinted.clip(0, 255).astype(np.uint8).repeat(zoom, 0).repeat(zoom, 1)
-            edge = CELL_STRIDE * model.config.block_size * zoom
-            for k in range(1, model.grid[0]):
-                panel[k * edge, :] = GRID_COLOUR
-            for k in range(1, model.grid[1]):
-                panel[:, k * edge] = GRID_COLOUR
+            if model.config.stride == model.config.block_size:  # tiling blocks: draw their edges
+                edge = CELL_STRIDE * model.config.block_size * zoom
+                for k in range(1, model.grid[0]):
+                    panel[k * edge, :] = GRID_COLOUR
+                for k in range(1, model.grid[1]):
+                    panel[:, k * edge] = GRID_COLOUR
             out[panel_h + GAP : 2 * panel_h + GAP, left : left + panel_w] = panel
         right = int(predictions[j]) == int(labels[j])
         strip = out[-CAPTION:, left : left + panel_w].copy()

@@ -6,12 +6,14 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.runs import AVERAGE_KEY, CheckpointError, RunFolderError, inference_weights, load_checkpoint
+from agents.visualize import CAPTION, GAP
 from baselines import evaluate, train, visualize
 from baselines.models import (
     BaselineConfig,
@@ -19,10 +21,12 @@ from baselines.models import (
     FeedForward,
     SelfAttentionCNN,
     SimpleCNN,
+    as_inputs,
     build_model,
     count_parameters,
     model_from_config,
 )
+from glimpse_env import CanvasBatch
 
 TINY = ["--images-per-epoch", "512", "--batch-size", "64", "--image-every", "0", "--no-progress"]
 TINY += ["--threads", "1"]
@@ -72,30 +76,97 @@ def test_output_shapes_follow_the_docstrings(shape: tuple[int, int]) -> None:
     torch.testing.assert_close(maps.logits, attention(images))  # explain and forward agree
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     height=st.integers(7, 48),
     width=st.integers(7, 48),
     block=st.integers(1, 4),
+    data=st.data(),
 )
-def test_blocks_are_the_feature_map_cut_naively(height: int, width: int, block: int) -> None:
+def test_blocks_are_the_feature_map_cut_naively(
+    height: int, width: int, block: int, data: st.DataObject
+) -> None:
+    """Blocks of ``b x b`` cells, one every ``s`` cells (``s = b``: a tiling, the default), zero-padded
+    past the edge, cover every cell; each cell's weight is the sum of the weights of its blocks."""
+    stride = data.draw(st.integers(0, block), label="block_stride")  # 0: the block size
     config = BaselineConfig(
-        name="self_attention", canvas_shape=(height, width), num_classes=10, block_size=block
+        name="self_attention",
+        canvas_shape=(height, width),
+        num_classes=10,
+        block_size=block,
+        block_stride=stride,
     )
     model = SelfAttentionCNN(config)
+    step = stride or block
     images = torch.rand(2, 1, height, width)
     features = model.encoder(images)
     h, w = features.shape[2:]
     rows, columns = model.grid
     expected = torch.zeros(2, rows * columns, 64 * block * block)
+    weights = torch.rand(2, rows * columns)
+    cells = torch.zeros(2, *model.covered)
     for r in range(rows):
         for c in range(columns):
             cut = torch.zeros(2, 64, block, block)
-            part = features[:, :, r * block : (r + 1) * block, c * block : (c + 1) * block]
+            part = features[:, :, r * step : r * step + block, c * step : c * step + block]
             cut[:, :, : part.shape[2], : part.shape[3]] = part  # zero padding past the edge
             expected[:, r * columns + c] = cut.reshape(2, -1)
-    assert rows == -(-h // block) and columns == -(-w // block)
+            cells[:, r * step : r * step + block, c * step : c * step + block] += weights[
+                :, r * columns + c, None, None
+            ]
+    if step == block:
+        assert (rows, columns) == (-(-h // block), -(-w // block))
+    # the last block reaches the last cell, and one block fewer would not
+    assert (rows - 1) * step + block >= h and (rows == 1 or h > (rows - 2) * step + block)
+    assert (columns - 1) * step + block >= w and (columns == 1 or w > (columns - 2) * step + block)
     torch.testing.assert_close(model.blocks(images), expected)
+    torch.testing.assert_close(model.cell_weights(weights), cells)
+
+
+def test_overlapping_blocks_keep_the_parameters_but_the_position_embedding() -> None:
+    """``block_stride < block_size``: more blocks (25 instead of 9 on 28x28 with ``b = 2``, ``s = 1``), the
+    same weights but one position vector per block; a config saved before the field existed loads."""
+    base = BaselineConfig(
+        name="self_attention", canvas_shape=(28, 28), num_classes=10, block_size=2, pool_heads=3
+    )
+    saved = dataclasses.asdict(base)
+    del saved["block_stride"]
+    assert BaselineConfig.from_dict(saved) == base and base.stride == 2
+    overlapping = SelfAttentionCNN(dataclasses.replace(base, block_stride=1))
+    assert overlapping.grid == (5, 5) and SelfAttentionCNN(base).grid == (3, 3)
+    assert count_parameters(overlapping) - count_parameters(SelfAttentionCNN(base)) == (25 - 9) * 256
+    assert count_parameters(overlapping) <= 470_000
+    maps = overlapping.explain(torch.rand(3, 1, 28, 28))
+    assert maps.pooling.shape == (3, 25) and maps.attention.shape == (3, 25, 25)
+    with pytest.raises(ValueError, match=r"block_stride must be in \[1, block_size = 2\].*got 3"):
+        dataclasses.replace(base, block_stride=3)
+    with pytest.raises(ValueError, match="block_stride must be in"):
+        dataclasses.replace(base, block_stride=-1)
+
+
+@pytest.mark.parametrize("stride", [0, 1])
+def test_picture_tints_the_cells_by_their_blocks_weights(stride: int) -> None:
+    """The attention panel is redder where the cells weigh more (tiling or overlapping blocks)."""
+    torch.manual_seed(0)
+    config = BaselineConfig(
+        name="self_attention", canvas_shape=(28, 28), num_classes=10, block_size=2, block_stride=stride
+    )
+    model = SelfAttentionCNN(config)
+    canvases = torch.zeros(2, 28, 28, dtype=torch.uint8)  # black canvases: the tint alone colours them
+    picture = visualize.sample_picture(model, CanvasBatch(canvases, torch.tensor([0, 1])), count=2)
+    zoom = visualize.PANEL_SIDE // 28
+    side = 28 * zoom
+    assert picture.shape == (2 * (side + GAP) + CAPTION, 2 * side + GAP, 3)
+    cells = model.cell_weights(model.explain(as_inputs(canvases)).pooling)[0]  # (6, 6)
+    hottest, coldest = divmod(int(cells.argmax()), 6), divmod(int(cells.argmin()), 6)
+    panel = picture[side + GAP : 2 * side + GAP, :side].astype(int)
+
+    def red(cell: tuple[int, int]) -> int:  # the middle pixel of the cell
+        y, x = ((np.array(cell) * visualize.CELL_STRIDE + 1) * zoom).tolist()
+        return int(panel[y, x, 0])
+
+    assert red(hottest) > red(coldest)
+    assert red(hottest) == int(255 * 0.4)  # the hottest cell is tinted fully
 
 
 def test_bad_model_settings() -> None:
