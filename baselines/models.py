@@ -217,10 +217,10 @@ class AttentionMaps(NamedTuple):
 class SelfAttentionCNN(nn.Module):
     """The CNN encoder with multi-head self-attention over blocks of its feature map.
 
-    ``x (B, 1, H, W) -> enc(x) (B, F, h, w)``, padded with zeros to a multiple of ``b``,
-    cut into ``n`` blocks ``(B, n, F b^2)`` (blocks ``b x b`` cells, one every ``s`` cells;
-    ``s = b`` by default, a tiling; the padding then reaches ``(rows - 1) s + b``), projected
-    ``e = W_p blocks + P`` ``(B, n, d)``
+    ``x (B, 1, H, W) -> enc(x) (B, F, h, w)``, padded with zeros to ``(rows - 1) s + b`` cells
+    down and ``(columns - 1) s + b`` across (:attr:`covered`; a multiple of ``b`` when ``s = b``,
+    the default tiling), cut into ``n = rows * columns`` blocks ``(B, n, F b^2)`` of ``b x b``
+    cells, one every ``s`` cells, projected ``e = W_p blocks + P`` ``(B, n, d)``
     (``P`` a learned position embedding), ``z = LayerNorm(e + MHA(e, e, e))`` ``(B, n, d)``,
     with ``ffn_hidden > 0`` then ``z <- LayerNorm(z + W_f2 relu(W_f1 z))`` ``(B, n, d)``
     (``W_f1`` ``d -> ffn_hidden``), ``a_k = softmax_i(w_k^T z_i)`` ``(B, K, n)`` for the
