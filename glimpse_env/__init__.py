@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from glimpse_env.canvas import CanvasSpec
 from glimpse_env.canvas_source import CanvasBatch, CanvasSource
-from glimpse_env.data import DataIntegrityError, DataNotFoundError, DataReadError, load_split
+from glimpse_env.data import DataError, DataIntegrityError, DataNotFoundError, DataReadError, load_split
 from glimpse_env.env import GlimpseEnv
 from glimpse_env.registration import ENV_SPECS, register_envs
 from glimpse_env.retina import IntegralImage, PaddedImage, Retina
@@ -24,6 +24,7 @@ __all__ = [
     "CanvasBatch",
     "CanvasSource",
     "CanvasSpec",
+    "DataError",
     "DataIntegrityError",
     "DataNotFoundError",
     "DataReadError",

@@ -156,7 +156,7 @@ class CanvasSource:
                 f"indices must be a non-empty 1-D sequence of integers (canvases of the fixed set), "
                 f"got {type(indices).__name__} of dtype {array.dtype} and shape {array.shape}"
             )
-        episodes = self._task.fixed_episodes(self._task.check_indices(array, array.shape[0]))
+        episodes = self._task.fixed_episodes(self._task.check_indices(array, array.shape[0], name="indices"))
         return CanvasBatch(*self._task.canvases(episodes))
 
     def batches(self, batch_size: int) -> Iterator[CanvasBatch]:

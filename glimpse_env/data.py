@@ -11,10 +11,17 @@ The folder is treated as read-only: ``.gz`` files are decompressed in memory, ne
 to themselves. Every file's decompressed content is checked against the sha256 digest
 of the published dataset (:data:`RAW_SHA256`), so a truncated or corrupted copy fails
 loudly with its path and both digests (:class:`DataIntegrityError`); a file or folder
-that exists but cannot be read (permissions, a directory where a file should be, a
-symbolic link loop) fails with :class:`DataReadError`, saying which. Files that are
-missing are downloaded through torchvision into the data folder when it is writable,
-else into the user cache (with a warning naming both folders).
+that exists but cannot be read (permissions, a directory where a file should be, a file
+where the data folder should be, a symbolic link loop) fails with :class:`DataReadError`,
+saying which. Files that are missing are downloaded through torchvision into the data
+folder when it is writable, else into the user cache (with a warning naming both
+folders); a download that fails raises :class:`DataNotFoundError` and removes what it
+created (never a file or folder that was there before).
+
+Every problem with the data folder raises a :class:`DataError` (the base class of the
+three), a one-line message saying what is wrong and how to fix it. It is both a
+``ValueError`` and an ``OSError``, so ``except ValueError`` and ``except OSError``
+handlers catch it too.
 
 Splits:
 
@@ -34,6 +41,7 @@ import functools
 import gzip
 import hashlib
 import os
+import reprlib
 import stat
 import warnings
 import zlib
@@ -97,16 +105,27 @@ RAW_SHA256: dict[str, dict[str, str]] = {
 }
 
 
-class DataNotFoundError(FileNotFoundError):
+class DataError(ValueError, OSError):
+    """A problem with the data folder or its files: the one exception to catch for them.
+
+    A ``ValueError`` and an ``OSError`` both, so that handlers of either catch it; its
+    message is one line. Raised as one of :class:`DataNotFoundError`,
+    :class:`DataReadError`, :class:`DataIntegrityError`, or as itself for a ``data_dir``
+    argument that names no folder at all (an empty string).
+    """
+
+
+class DataNotFoundError(DataError, FileNotFoundError):
     """The dataset files are not in the data folder and could not be downloaded."""
 
 
-class DataReadError(OSError):
+class DataReadError(DataError):
     """A dataset file or folder exists but cannot be read: permissions, a directory where a
-    file should be, a symbolic link loop, or an I/O error. Its content is not in question."""
+    file should be, a file where the data folder should be, a symbolic link loop, or an I/O
+    error. Its content is not in question."""
 
 
-class DataIntegrityError(ValueError):
+class DataIntegrityError(DataError):
     """A dataset file exists but its content is not the published dataset."""
 
 
@@ -135,20 +154,57 @@ def default_cache_dir() -> Path:
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The data folder: ``data_dir`` if given, else ``$GLIMPSE_DATA_DIR``, else the user cache."""
+    """The data folder: ``data_dir`` if given, else ``$GLIMPSE_DATA_DIR``, else the user cache.
+
+    Raises:
+        TypeError: ``data_dir`` is not a path (``str`` or ``os.PathLike``).
+        DataError: ``data_dir`` is an empty string; :class:`DataReadError` when the chosen
+            path cannot be resolved, or is (or lies inside) something that is not a folder.
+    """
     if data_dir is not None:
-        return _resolve(Path(data_dir), "data_dir")
+        return _resolve(_as_path(data_dir), "data_dir", f"data_dir={os.fspath(data_dir)!r}")
     env = os.environ.get("GLIMPSE_DATA_DIR")
     if env:
-        return _resolve(Path(env), "GLIMPSE_DATA_DIR")
-    return _resolve(default_cache_dir(), "the user cache folder")
+        return _resolve(Path(env), "GLIMPSE_DATA_DIR", f"GLIMPSE_DATA_DIR={env!r}")
+    return _resolve(default_cache_dir(), "data_dir (or GLIMPSE_DATA_DIR)", "the user cache folder")
 
 
-def _resolve(path: Path, what: str) -> Path:
+def _as_path(data_dir: object) -> Path:
+    """``data_dir`` as a ``Path``, or a ``TypeError`` (not a path) or :class:`DataError` (empty)."""
+    expected = "data_dir must be a path (str or os.PathLike) to the data folder, or None"
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(
+            f"{expected} ($GLIMPSE_DATA_DIR, else the user cache), got {reprlib.repr(data_dir)} of type "
+            f"{type(data_dir).__name__}"
+        )
     try:
-        return path.expanduser().resolve()
+        path = os.fspath(data_dir)
+    except TypeError as exc:
+        raise TypeError(f"{expected}, got {reprlib.repr(data_dir)}: {exc}") from None
+    if not isinstance(path, str):
+        raise TypeError(f"{expected}, got {reprlib.repr(data_dir)}, a path of {type(path).__name__}")
+    if not path:
+        raise DataError(f"{expected}, got an empty string; pass the data folder (or None)")
+    return Path(path)
+
+
+def _resolve(path: Path, variable: str, what: str) -> Path:
+    """``path`` made absolute, or a :class:`DataReadError` naming ``what`` (e.g.
+    ``GLIMPSE_DATA_DIR='/x'``) when it is, or lies inside, something that is not a folder."""
+    try:
+        resolved = path.expanduser().resolve()
     except (RuntimeError, OSError) as exc:  # Python 3.11 raises RuntimeError on a symlink loop
-        raise DataReadError(f"{what} {path} cannot be resolved to a folder: {exc}") from exc
+        raise DataReadError(f"{what}: {path} cannot be resolved to a folder: {exc}") from exc
+    probe = resolved  # the nearest part of the path that exists must be a folder
+    while not os.path.lexists(probe) and probe.parent != probe:
+        probe = probe.parent
+    if os.path.lexists(probe) and not probe.is_dir():
+        where = "is a file" if probe == resolved else f"lies inside {probe}, which is a file"
+        raise DataReadError(
+            f"{what}: {resolved} {where}, not a folder; point {variable} at the data folder (the folder "
+            f"that holds MNIST/ and FashionMNIST/, or where they should be downloaded)"
+        )
+    return resolved
 
 
 def _check_dataset(dataset: str) -> None:
@@ -213,6 +269,66 @@ def _download(root: Path, dataset: str) -> None:
     cls(root=str(root), train=True, download=True)
 
 
+class _Snapshot(NamedTuple):
+    """What existed, before a download, of the folders a download into ``root`` writes to."""
+
+    root: Path
+    new_top: Path | None
+    """The outermost folder of ``root``'s path that did not exist (``root`` itself or one
+    above it), ``None`` when ``root`` existed."""
+    existing: frozenset[Path]
+    """Every path under ``root/<dataset folder>`` that existed (the folder included)."""
+
+
+def _snapshot(root: Path, dataset: str) -> _Snapshot:
+    new_top = None
+    probe = root
+    while not os.path.lexists(probe) and probe.parent != probe:
+        new_top, probe = probe, probe.parent
+    folder = root / FOLDERS[dataset]
+    existing: set[Path] = set()
+    if os.path.lexists(folder):
+        existing.add(folder)
+        for parent, dirs, files in os.walk(folder):
+            existing.update(Path(parent) / name for name in (*dirs, *files))
+    return _Snapshot(root, new_top, frozenset(existing))
+
+
+def _remove_new(before: _Snapshot, dataset: str) -> None:
+    """Remove what a failed download created since ``before``: the files and folders that
+    were not there (a partial download, an empty ``MNIST/raw``), never one that was.
+    Best effort: a path that cannot be removed stays, and the download's error is the one raised."""
+    folder = before.root / FOLDERS[dataset]
+    paths: list[Path] = []
+    if os.path.lexists(folder):
+        for parent, dirs, files in os.walk(folder, topdown=False):  # contents before their folder
+            paths.extend(Path(parent) / name for name in (*files, *dirs))
+        paths.append(folder)
+    chain = []  # root and the folders above it that the download created, innermost first
+    if before.new_top is not None:
+        probe = before.root
+        while True:
+            chain.append(probe)
+            if probe == before.new_top or probe.parent == probe:
+                break
+            probe = probe.parent
+    for path in paths:
+        if path in before.existing:
+            continue
+        try:
+            if path.is_dir() and not path.is_symlink():
+                path.rmdir()  # only empty: what it held was removed first (or was there before)
+            else:
+                path.unlink()
+        except OSError:
+            pass
+    for path in chain:
+        try:
+            path.rmdir()
+        except OSError:
+            break  # not empty (something else is in it) or not removable: leave it and those above
+
+
 def _is_writable(path: Path) -> bool:
     probe = path
     while not probe.exists():
@@ -234,14 +350,18 @@ def _locate(root: Path, dataset: str) -> Path:
         if target == root
         else f"into the user cache {target}, since the data folder {root} is not writable"
     )
+    absent = "" if os.path.lexists(root) else f" (the folder {root} does not exist)"
+    before = _snapshot(target, dataset)
     try:
         _download(target, dataset)
     except Exception as exc:
+        _remove_new(before, dataset)
         expected = ", ".join(f"{n}[.gz]" for n in missing)
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())  # one line: torchvision's has several
         raise DataNotFoundError(
-            f"{dataset} data not found in the data folder {root / folder / 'raw'} (the only folder "
+            f"{dataset} data not found in the data folder {root / folder / 'raw'}{absent} (the only folder "
             f"looked in); missing files: {expected}. Downloading them through torchvision {where} "
-            f"failed ({type(exc).__name__}: {exc}). To fix: copy the four raw IDX files (gzipped or "
+            f"failed ({reason}). To fix: copy the four raw IDX files (gzipped or "
             f"not) into <data_dir>/{folder}/raw/ and pass data_dir=<data_dir> or set GLIMPSE_DATA_DIR, "
             f"or run once with network access."
         ) from exc
@@ -251,9 +371,11 @@ def _locate(root: Path, dataset: str) -> Path:
             f"{dataset} into the user cache {target} and loaded it from there",
             stacklevel=2,
         )
-    if _missing(target, dataset):
+    still_missing = _missing(target, dataset)
+    if still_missing:
+        _remove_new(before, dataset)
         raise DataNotFoundError(
-            f"torchvision's download into {target} did not produce {_missing(target, dataset)}; "
+            f"torchvision's download into {target} did not produce {still_missing}; "
             f"place the raw IDX files in {target / FOLDERS[dataset] / 'raw'} by hand."
         )
     return target

@@ -20,6 +20,8 @@ from glimpse_env.task import (
     TaskSettings,
     check_labels,
     check_locations,
+    check_render_mode,
+    check_seed,
     split_action,
 )
 from glimpse_env.validation import is_integer
@@ -100,7 +102,11 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     ``reset(options={"index": i})`` (``i`` one integer) shows canvas ``i`` of the fixed set
     (``val``, ``test``, or a training set fixed by ``train_size``); without it the canvas is
     drawn from ``self.np_random``. Fixed canvases are identical on every machine and
-    process.
+    process. ``reset(seed=s)``: ``s`` is ``None`` or an integer >= 0 (Python, numpy or torch;
+    not a bool, float or string: ``TypeError``; negative: ``ValueError``), the same check as
+    the vector environment's. An index outside the set, of a wrong type, or an unknown
+    option raises, naming the size of the set; a reset that raises changes nothing.
+    After :meth:`close`, ``reset``, ``step`` and ``render`` raise ``RuntimeError``.
 
     ## Episode End
 
@@ -147,7 +153,9 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     - ``dataset_seed``: seed of the fixed canvases (default 0).
     - ``data_dir``: data folder (else ``$GLIMPSE_DATA_DIR``, else the user cache); the
       only folder looked in.
-    - ``render_mode``: ``None`` or ``"rgb_array"``.
+    - ``render_mode``: ``None`` or ``"rgb_array"`` (``metadata["render_modes"]``); any other
+      raises at construction, through ``gym.make`` too (``"human"``: wrap an ``"rgb_array"``
+      environment in ``gymnasium.wrappers.HumanRendering``).
 
     Invalid settings raise at construction, naming the argument: ``TypeError`` for a wrong
     type (integers are Python, numpy or torch integers, never bools, floats or strings)
@@ -177,8 +185,7 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
         render_mode: str | None = None,
         **settings: Unpack[TaskSettings],
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         config = TaskConfig.from_kwargs(settings, owner="GlimpseEnv", others=("data_dir", "render_mode"))
         self.task = GlimpseTask(config, data_dir=data_dir, device="cpu")
         self.config = config
@@ -192,10 +199,28 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
         self._t = 0
         self._done = True
         self._trail: list[np.ndarray] = []
+        self._closed = False
+
+    def _check_open(self) -> None:
+        """A ``RuntimeError`` once :meth:`close` has been called."""
+        if self._closed:
+            raise RuntimeError(
+                "this GlimpseEnv is closed; make a new environment with gym.make(...) (or GlimpseEnv(...))"
+            )
+
+    def close(self) -> None:
+        """Release the episode's canvas and tables; ``reset``, ``step`` and ``render`` then raise
+        ``RuntimeError``. Closing twice is harmless."""
+        self._closed = True
+        self._done = True
+        self._integral = None
+        self._canvas = None
+        self._trail = []
 
     @property
     def canvas(self) -> np.ndarray:
         """The ``(H, W)`` uint8 canvas of the current episode (for visualisation only)."""
+        self._check_open()
         if self._canvas is None:
             raise ResetNeeded("no episode yet: call reset() first")
         return self._canvas
@@ -209,7 +234,9 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[ObsType, dict[str, Any]]:
-        index = self._reset_index(options)  # checked before anything changes
+        self._check_open()
+        seed = check_seed(seed)  # checked before anything changes
+        index = self._reset_index(options)
         super().reset(seed=seed)
         episodes = self.task.sample(self.np_random, 1, None if index is None else np.array([index]))
         canvases, labels = self.task.canvases(episodes)
@@ -242,13 +269,14 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
             return None
         if not is_integer(index):
             raise TypeError(
-                f"options['index'] must be one integer (a canvas of the fixed set), got {reprlib.repr(index)}"
-                f" of type {type(index).__name__}; GlimpseVectorEnv takes options={{'indices': [...]}} "
-                f"for a batch"
+                f"options['index'] must be one integer (a canvas of the fixed set: "
+                f"{self.task.describe_fixed_set()}), got {reprlib.repr(index)} of type "
+                f"{type(index).__name__}; GlimpseVectorEnv takes options={{'indices': [...]}} for a batch"
             )
-        return int(self.task.check_indices(np.array([int(index)]), 1)[0])
+        return self.task.check_index(int(index))
 
     def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
+        self._check_open()
         if self._done:
             raise ResetNeeded(
                 "call reset() before step(): "
@@ -269,7 +297,20 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
         return self._observe(location), reward, self._done, False, info
 
     def render(self) -> np.ndarray | None:  # type: ignore[override]
+        self._check_open()
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
         return draw_glimpses(self.canvas, self._retina, np.stack(self._trail))
+
+
+def make_glimpse_env(**kwargs: Any) -> GlimpseEnv:
+    """``GlimpseEnv(**kwargs)``: the ``entry_point`` the ``GlimpseMNIST-*`` ids are registered with.
+
+    A function rather than the class, so that ``gym.make`` hands ``render_mode`` to the
+    constructor as given, to be checked there: given a class, ``gym.make`` reads its
+    ``metadata`` first and turns ``render_mode="human"`` into ``HumanRendering`` over
+    ``"rgb_array"`` (which fails later, without pygame) and fails on a non-string mode with
+    a Python-internal message.
+    """
+    return GlimpseEnv(**kwargs)

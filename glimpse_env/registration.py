@@ -118,7 +118,7 @@ def register_envs() -> None:
             continue
         gym.register(
             id=spec.env_id,
-            entry_point="glimpse_env.env:GlimpseEnv",
+            entry_point="glimpse_env.env:make_glimpse_env",  # the constructor checks render_mode
             vector_entry_point="glimpse_env.vector:GlimpseVectorEnv",
             kwargs=dict(spec.kwargs),
         )

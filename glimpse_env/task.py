@@ -369,23 +369,59 @@ class GlimpseTask:
         # canvas i of a fixed set shows image i of the split (train_size is at most the split)
         return Episodes(indices, keys, indices)
 
-    def check_indices(self, indices: Any, count: int) -> np.ndarray:
-        """``indices`` as ``(count,)`` int64 within the fixed set, or a clear error."""
+    def _fixed_size(self) -> int:
+        """The number of canvases of the fixed set, or a ``ValueError`` when there is none."""
         if self.n_samples is None:
             raise ValueError(
                 "options index/indices choose a canvas of a fixed set, but this environment draws a "
                 "fresh training canvas every episode; use split='val' or 'test', or pass train_size=N"
             )
-        array = np.asarray(indices)
-        if array.shape != (count,) or array.dtype.kind not in "iu":  # signed or unsigned, not timedelta
-            raise ValueError(f"expected {count} integer index(es), shape ({count},), got {indices!r}")
-        bad = np.flatnonzero((array < 0) | (array >= self.n_samples))
-        if bad.size:
-            where = f" (sub-environment {int(bad[0])})" if count > 1 else ""
-            raise ValueError(
-                f"index {int(array[bad[0]])}{where} is out of range: the {self.config.split} set has "
-                f"{self.n_samples} canvases, indices 0..{self.n_samples - 1}"
-            )
+        return self.n_samples
+
+    def describe_fixed_set(self) -> str:
+        """The fixed set in words, for messages: its split, size and indices."""
+        if self.n_samples is None:
+            return "this environment has no fixed set (it draws a fresh training canvas every episode)"
+        return f"the {self.config.split} set has {self.n_samples} canvases, indices 0..{self.n_samples - 1}"
+
+    def _out_of_range(self, name: str, value: int, where: str = "") -> ValueError:
+        self._fixed_size()
+        return ValueError(
+            f"{name}: index {describe_int(value)}{where} is out of range: {self.describe_fixed_set()}"
+        )
+
+    def check_index(self, index: int, name: str = "options['index']") -> int:
+        """One canvas index (a Python ``int``, any size) within the fixed set, or a ``ValueError``
+        naming ``name`` and the size of the set."""
+        if not 0 <= index < self._fixed_size():
+            raise self._out_of_range(name, index)
+        return index
+
+    def check_indices(self, indices: Any, count: int, name: str = "options['indices']") -> np.ndarray:
+        """``indices`` as ``(count,)`` int64 within the fixed set, or a clear error naming ``name``.
+
+        Integers of any kind (Python ints of any size, numpy or torch integer arrays on any
+        device); anything else (bools, floats, strings) raises ``TypeError``, a wrong shape or
+        an index outside the set ``ValueError`` with the size of the set.
+        """
+        n = self._fixed_size()
+        expected = f"{count} integer index(es), shape ({count},)"
+        if isinstance(indices, (list, tuple)) and all(is_integer(i) for i in indices):
+            # Python ints may exceed int64 (numpy would make an object array of them)
+            values = [int(i) for i in indices]
+            if len(values) != count:
+                raise ValueError(f"{name}: expected {expected}, got {len(values)} indices")
+            bad = [j for j, value in enumerate(values) if not 0 <= value < n]
+            if bad:
+                raise self._out_of_range(name, values[bad[0]], f" (sub-environment {bad[0]})" * (count > 1))
+            return np.array(values, dtype=np.int64)
+        array = check_numbers(indices, name, kinds="iu", expected=f"{expected} ({self.describe_fixed_set()})")
+        if array.shape != (count,):
+            raise ValueError(f"{name}: expected {expected}, got shape {array.shape}: {reprlib.repr(indices)}")
+        bad_at = np.flatnonzero((array < 0) | (array >= n))
+        if bad_at.size:
+            j = int(bad_at[0])
+            raise self._out_of_range(name, int(array[j]), f" (sub-environment {j})" * (count > 1))
         return array.astype(np.int64)
 
     def canvases(self, episodes: Episodes) -> tuple[torch.Tensor, torch.Tensor]:
@@ -402,6 +438,51 @@ class GlimpseTask:
         points = np.empty((count, 2), dtype=np.float32)
         points[...] = (0.0, 0.0) if isinstance(mode, str) else mode
         return points
+
+
+def describe_int(value: int) -> str:
+    """An integer for a message: its digits, or its size in bits when it is too long to print
+    (Python refuses to print integers of more than 4300 digits)."""
+    if value.bit_length() <= 128:
+        return str(value)
+    return f"{'-' if value < 0 else ''}(an integer of {value.bit_length()} bits)"
+
+
+def check_seed(seed: object) -> int | None:
+    """``seed`` of ``reset(seed=...)`` as a Python ``int`` (``None`` stays ``None``), or a clear error.
+
+    The one check of both environments: a seed is ``None`` or an integer >= 0 (a Python int
+    of any size, or a numpy or torch integer; Gymnasium's and numpy's seeds), never a bool,
+    a float or a string (``TypeError``); a negative integer raises ``ValueError``. The value
+    is unchanged: ``reset(seed=np.int64(3))`` equals ``reset(seed=3)``.
+    """
+    if seed is None:
+        return None
+    expected = "seed must be one integer >= 0 (or None)"
+    if not is_integer(seed):
+        raise TypeError(f"{expected}, got {reprlib.repr(seed)} of type {type(seed).__name__}")
+    value = int(seed)  # type: ignore[call-overload]
+    if value < 0:
+        raise ValueError(f"{expected}, got {describe_int(value)}")
+    return value
+
+
+def check_render_mode(render_mode: object, supported: Sequence[str]) -> str | None:
+    """``render_mode``: ``None`` or one of ``supported`` (the environment's
+    ``metadata["render_modes"]``), else a ``TypeError`` (not a string) or a ``ValueError``
+    naming the supported ones."""
+    if render_mode is None:
+        return None
+    expected = f"render_mode must be None or one of {list(supported)}"
+    if not isinstance(render_mode, str):
+        raise TypeError(f"{expected}, got {reprlib.repr(render_mode)} of type {type(render_mode).__name__}")
+    if render_mode not in supported:
+        raise ValueError(
+            f"{expected}, got {render_mode!r}; for a window ('human') or a list of frames "
+            f"('rgb_array_list'), wrap an 'rgb_array' environment in gymnasium.wrappers.HumanRendering "
+            f"(needs pygame) or RenderCollection"
+        )
+    return render_mode
 
 
 #: numpy dtype kinds of what numpy would make of a bad action component, for the messages
@@ -445,9 +526,12 @@ def _tensor_values(tensor: torch.Tensor, name: str) -> np.ndarray:
     return values.cpu().numpy()
 
 
-def _numbers(value: Any, name: str, *, kinds: str, expected: str) -> np.ndarray:
+def check_numbers(value: Any, name: str, *, kinds: str, expected: str) -> np.ndarray:
     """``value`` (array, tensor on any device, nested list, scalar) as a numpy array whose
-    dtype kind is one of ``kinds``, or a ``TypeError`` naming ``name``."""
+    dtype kind is one of ``kinds`` (numpy's: ``"i"`` signed, ``"u"`` unsigned integers,
+    ``"f"`` floats), or a ``TypeError`` naming ``name`` and ``expected``. A list or tuple
+    holding a bool is rejected too (numpy would read it as 0 or 1). The checks of actions,
+    reset indices and the adapters' actions (:mod:`glimpse_env.wrappers`)."""
     if type(value) is np.ndarray:  # the hot path: nothing to convert, nothing can hide a bool
         array = value
     elif isinstance(value, torch.Tensor):
@@ -479,7 +563,9 @@ def check_locations(locations: Any, num_envs: int | None = None) -> np.ndarray:
     Bools, strings, complex numbers and timedeltas raise ``TypeError``. The result may be
     ``locations`` itself (a float32 numpy array): copy it before keeping it.
     """
-    array = _numbers(locations, "action['location']", kinds="iuf", expected="real numbers (ints or floats)")
+    array = check_numbers(
+        locations, "action['location']", kinds="iuf", expected="real numbers (ints or floats)"
+    )
     expected = (2,) if num_envs is None else (num_envs, 2)
     if array.shape != expected:
         raise ValueError(f"action['location'] must have shape {expected} (x, y), got shape {array.shape}")
@@ -524,7 +610,7 @@ def check_labels(labels: Any, num_classes: int, num_envs: int | None = None) -> 
             )
         return np.array(labels, dtype=np.int64)  # the usual single-environment label, checked at once
     what = "an integer" if num_envs is None else f"{num_envs} integers, shape ({num_envs},)"
-    array = _numbers(labels, "action['label']", kinds="iu", expected=f"{what} (a class index)")
+    array = check_numbers(labels, "action['label']", kinds="iu", expected=f"{what} (a class index)")
     expected = () if num_envs is None else (num_envs,)
     if array.shape != expected:
         raise ValueError(

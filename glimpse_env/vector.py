@@ -24,9 +24,11 @@ from glimpse_env.task import (
     TaskSettings,
     check_labels,
     check_locations,
+    check_render_mode,
+    check_seed,
     split_action,
 )
-from glimpse_env.validation import check_int, is_integer
+from glimpse_env.validation import check_int
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -200,7 +202,8 @@ class GlimpseVectorEnv(VectorEnv):
       canvases and every per-step computation stay there. A device this machine does
       not have raises ``ValueError`` at construction, naming those it has.
     - ``autoreset_mode``: see above.
-    - ``render_mode``: ``None`` or ``"rgb_array"`` (a tuple of one picture per sub-environment).
+    - ``render_mode``: ``None`` or ``"rgb_array"`` (a tuple of one picture per sub-environment);
+      any other raises at construction.
     - every keyword argument of :class:`~glimpse_env.env.GlimpseEnv` (``dataset``,
       ``variant``, ``canvas_size``, ``n_glimpses``, ``split``, ``data_dir``, ...): the fields
       of :class:`~glimpse_env.task.TaskConfig`, checked as there; an unknown keyword
@@ -237,8 +240,7 @@ class GlimpseVectorEnv(VectorEnv):
         num_envs = check_int(num_envs, "num_envs", low=1)
         mode = check_autoreset_mode(autoreset_mode)
         device = check_device(device)
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         config = TaskConfig.from_kwargs(
             settings,
             owner="GlimpseVectorEnv",
@@ -348,13 +350,11 @@ class GlimpseVectorEnv(VectorEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[TensorObs, dict[str, Any]]:
         """:meth:`reset`, returning the observations as tensors on ``device``."""
-        if seed is not None and not is_integer(seed):
-            raise TypeError(
-                f"seed must be one integer for the whole batch (or None), got {reprlib.repr(seed)}"
-            )
-        ids, indices = self._reset_plan(options)  # every check before anything changes
+        self._check_open()
+        seed = check_seed(seed)  # one integer seeds the whole batch; every check before anything changes
+        ids, indices = self._reset_plan(options)
         if seed is not None:
-            self._np_random, self._np_random_seed = seeding.np_random(int(seed))
+            self._np_random, self._np_random_seed = seeding.np_random(seed)
         samples = self._start(ids, indices) if ids.size else np.zeros(0, dtype=np.int64)
         obs = self._observe()
         if ids.size == self.num_envs:
@@ -370,8 +370,12 @@ class GlimpseVectorEnv(VectorEnv):
     ) -> tuple[ObsType, dict[str, Any]]:
         """Reset all sub-environments (or those of ``options["reset_mask"]``).
 
+        A reset that raises changes nothing; after :meth:`close` every reset and step raises
+        ``RuntimeError``.
+
         Args:
-            seed: one integer seeding the whole batch.
+            seed: one integer >= 0 seeding the whole batch (or None), checked as the single
+                environment's seed.
             options: a dict: ``{"indices": idx}`` (``N`` integers, canvas of each
                 sub-environment in the fixed set) and/or ``{"reset_mask": mask}`` (``N``
                 bools: reset only these; ``info`` then describes them alone).
@@ -397,11 +401,11 @@ class GlimpseVectorEnv(VectorEnv):
             )
         ids = self._all_ids
         if options.get("reset_mask") is not None:
-            mask = np.asarray(options["reset_mask"])
-            if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+            mask = _mask_values(options["reset_mask"])
+            if mask is None or mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                got = reprlib.repr(options["reset_mask"]) if mask is None else f"{mask.dtype} {mask.shape}"
                 raise ValueError(
-                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got "
-                    f"{mask.dtype} {mask.shape}"
+                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {got}"
                 )
             if self._prepared is None and not mask.all():
                 raise ResetNeeded("the first reset must reset every sub-environment (no reset_mask)")
@@ -447,8 +451,24 @@ class GlimpseVectorEnv(VectorEnv):
             result.info,
         )
 
+    def _check_open(self) -> None:
+        """A ``RuntimeError`` once :meth:`close` has been called."""
+        if self.closed:
+            raise RuntimeError(
+                "this GlimpseVectorEnv is closed; make a new one with gym.make_vec(..., "
+                "vectorization_mode='vector_entry_point') (or GlimpseVectorEnv(...))"
+            )
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Release the episodes' state: ``reset``, ``step`` and ``render`` (and their tensor
+        forms) then raise ``RuntimeError``. Gymnasium's :meth:`close` calls this once."""
+        self._prepared = None
+        self._canvases = None
+        self._trail = None
+
     def _check_can_step(self) -> None:
-        """``ResetNeeded`` unless every sub-environment can take a step."""
+        """``RuntimeError`` once closed; ``ResetNeeded`` unless every sub-environment can take a step."""
+        self._check_open()
         if self._prepared is None:
             raise ResetNeeded("call reset() before step()")
         if self.autoreset_mode == AutoresetMode.DISABLED and self._n_ended:
@@ -693,8 +713,10 @@ class GlimpseVectorEnv(VectorEnv):
         """One picture per sub-environment: canvas, boxes of every scale, trail of locations.
 
         As :meth:`GlimpseEnv.render <glimpse_env.env.GlimpseEnv.render>`: without a
-        ``render_mode`` a warning and ``None``; before the first reset ``ResetNeeded``.
+        ``render_mode`` a warning and ``None``; before the first reset ``ResetNeeded``; once
+        closed ``RuntimeError``.
         """
+        self._check_open()
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='rgb_array'")
             return None
@@ -706,6 +728,17 @@ class GlimpseVectorEnv(VectorEnv):
         return tuple(
             draw_glimpses(canvases[i], self.retina, trail[i, : steps[i] + 1]) for i in range(self.num_envs)
         )
+
+
+def _mask_values(mask: Any) -> np.ndarray | None:
+    """``options["reset_mask"]`` as a numpy array (a tensor read from any device), ``None`` if
+    numpy cannot make an array of it (a ragged list, ...)."""
+    try:
+        if isinstance(mask, torch.Tensor):
+            return mask.detach().cpu().numpy() if not mask.is_meta else None
+        return np.asarray(mask)
+    except (TypeError, ValueError, RuntimeError):
+        return None
 
 
 class _Verdict(NamedTuple):

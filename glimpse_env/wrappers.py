@@ -7,10 +7,10 @@ glimpse task with one action SB3 can sample, in one of two forms:
   the location, then one score per class (see *Flat actions* below for the label).
 * ``"multidiscrete"``: ``MultiDiscrete([G, G, C])``, ``[column, row, class]``: the glimpse
   is taken at the centre of one cell of a ``G x G`` grid, the cell centres being
-  ``np.linspace(-1, 1, G)`` on each axis (``G = 9`` by default: steps of 0.25), and the
-  label is the class itself. Categorical distributions give PPO-family agents exact
-  log-probabilities (no clipping of a Gaussian, see below), at the price of a coarser
-  choice of locations.
+  ``np.linspace(-1, 1, G)`` on each axis (``G = 9`` by default: steps of 0.25; 2 to
+  :data:`MAX_GRID` = 4096), and the label is the class itself. Categorical distributions
+  give PPO-family agents exact log-probabilities (no clipping of a Gaussian, see below),
+  at the price of a coarser choice of locations.
 
 Two ways to use them:
 
@@ -106,12 +106,14 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from glimpse_env.canvas import splitmix64
+from glimpse_env.task import check_numbers
 from glimpse_env.validation import check_int
 from glimpse_env.vector import GlimpseVectorEnv
 
 __all__ = [
     "ACTION_KINDS",
     "DEFAULT_GRID",
+    "MAX_GRID",
     "FlatActionWrapper",
     "MultiDiscreteActionWrapper",
     "SB3VecEnv",
@@ -129,6 +131,9 @@ ACTION_KINDS: tuple[str, ...] = ("flat", "multidiscrete")
 DEFAULT_GRID = 9
 #: a grid needs two cells per side to reach both edges of the canvas
 MIN_GRID = 2
+#: most cells per side: 8 per pixel of the largest canvas (512, ``MAX_CANVAS_SIDE``); a finer
+#: grid only makes the agent's categorical choice larger, and a typo cannot ask for gigabytes
+MAX_GRID = 4096
 #: the location coordinates ``(x, y)`` before the class scores of a flat action
 LOCATION_SIZE = 2
 #: the components of a multidiscrete action, in order
@@ -175,10 +180,14 @@ def split_flat_actions(actions: Any, num_classes: int) -> tuple[np.ndarray, np.n
 
     The label is the class of the maximal score; tied maxima (frequent once SB3 clips a
     Gaussian to 1.0) are resolved by a hash of the action, deterministic and fair to
-    every class (module docstring). Raises ``ValueError`` for a wrong last dimension or
+    every class (module docstring). Raises ``TypeError`` for anything but real numbers
+    (bools, strings, complex numbers), ``ValueError`` for a wrong last dimension or
     non-finite scores; the location is checked by the environment itself.
     """
-    array = np.asarray(actions, dtype=np.float32)
+    values = check_numbers(
+        actions, "a flat action", kinds="iuf", expected="real numbers (ints or floats) of a Box action"
+    )
+    array = values if values.dtype == np.float32 else values.astype(np.float32)
     width = LOCATION_SIZE + num_classes
     if array.ndim == 0 or array.shape[-1] != width:
         raise ValueError(
@@ -193,13 +202,28 @@ def split_flat_actions(actions: Any, num_classes: int) -> tuple[np.ndarray, np.n
 
 # ---------------------------------------------------------------------- multidiscrete actions
 def check_grid(grid: object) -> int:
-    """``grid`` (cells per side of the location grid) as an int of at least 2, or a clear error."""
-    return check_int(grid, "grid", low=MIN_GRID)
+    """``grid`` (cells per side of the location grid) as an int in ``[MIN_GRID, MAX_GRID]``
+    (2 to 4096), else a ``TypeError`` (not an integer) or ``ValueError`` naming ``grid``."""
+    cells = check_int(grid, "grid", low=MIN_GRID)
+    if cells > MAX_GRID:
+        raise ValueError(
+            f"grid must be an integer >= {MIN_GRID} and at most MAX_GRID = {MAX_GRID} (8 cells per pixel "
+            f"of the largest canvas), got {cells}"
+        )
+    return cells
 
 
 def grid_locations(grid: int) -> np.ndarray:
     """The ``grid`` cell centres of each axis, ``np.linspace(-1, 1, grid)`` as float32."""
     return np.linspace(-1.0, 1.0, check_grid(grid), dtype=np.float32)
+
+
+def _grid_splitter(num_classes: int, grid: object) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
+    """The function that splits multidiscrete actions on a ``grid`` (checked here), its cell
+    centres computed once."""
+    cells = check_grid(grid)
+    centres = grid_locations(cells)
+    return lambda actions: _split_multidiscrete(actions, num_classes, cells, centres)
 
 
 def multidiscrete_action_space(num_classes: int, *, grid: int = DEFAULT_GRID) -> spaces.MultiDiscrete:
@@ -214,13 +238,21 @@ def split_multidiscrete_actions(
     """Multidiscrete actions ``(..., 3)`` = ``[column, row, class]`` to locations ``(..., 2)``
     float32 (the cell centres of :func:`grid_locations`) and labels ``(...)`` int64.
 
-    Raises ``TypeError`` for anything but integers and ``ValueError`` for a wrong last
-    dimension or an index outside its range.
+    Raises ``TypeError`` for anything but integers (bools, floats, strings) and
+    ``ValueError`` for a wrong last dimension or an index outside its range (or a ``grid``
+    outside 2..4096, :func:`check_grid`).
     """
-    array = np.asarray(actions)
+    return _grid_splitter(num_classes, grid)(actions)
+
+
+def _split_multidiscrete(
+    actions: Any, num_classes: int, grid: int, centres: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`split_multidiscrete_actions` on a checked ``grid`` whose cell centres are ``centres``."""
     expected = f"[column, row, class] with column and row in 0..{grid - 1} and class in 0..{num_classes - 1}"
-    if array.dtype.kind not in "iu":
-        raise TypeError(f"a multidiscrete action is three integers {expected}; got dtype {array.dtype}")
+    array = check_numbers(
+        actions, "a multidiscrete action", kinds="iu", expected=f"three integers {expected}"
+    )
     if array.ndim == 0 or array.shape[-1] != len(MULTIDISCRETE_FIELDS):
         raise ValueError(f"a multidiscrete action is three integers {expected}; got shape {array.shape}")
     bounds = np.array([grid, grid, num_classes])
@@ -232,7 +264,6 @@ def split_multidiscrete_actions(
             f"multidiscrete action {array[tuple(where[:-1])].tolist()}: its {name} "
             f"{int(array[tuple(where)])} is outside 0..{int(bounds[where[-1]]) - 1}; an action is {expected}"
         )
-    centres = grid_locations(grid)
     return centres[array[..., :LOCATION_SIZE]], array[..., LOCATION_SIZE].astype(np.int64)
 
 
@@ -251,10 +282,7 @@ def _decoder(
         return flat_action_space(num_classes), lambda actions: split_flat_actions(actions, num_classes)
     if action == "multidiscrete":
         cells = check_grid(DEFAULT_GRID if grid is None else grid)
-        return (
-            multidiscrete_action_space(num_classes, grid=cells),
-            lambda actions: split_multidiscrete_actions(actions, num_classes, grid=cells),
-        )
+        return multidiscrete_action_space(num_classes, grid=cells), _grid_splitter(num_classes, cells)
     raise ValueError(f"action must be one of {ACTION_KINDS}, got {action!r}")
 
 
@@ -298,8 +326,8 @@ class MultiDiscreteActionWrapper(
 
     Args:
         env: a glimpse environment (``gym.make("GlimpseMNIST-...")``).
-        grid: cells per side of the location grid (at least 2); the glimpse is taken at
-            ``(grid_locations(grid)[column], grid_locations(grid)[row])``.
+        grid: cells per side of the location grid, 2 to :data:`MAX_GRID` (4096); the glimpse
+            is taken at ``(grid_locations(grid)[column], grid_locations(grid)[row])``.
     """
 
     def __init__(self, env: gym.Env[Any, Any], grid: int = DEFAULT_GRID) -> None:
@@ -308,9 +336,10 @@ class MultiDiscreteActionWrapper(
         self.num_classes = _num_classes(env, "MultiDiscreteActionWrapper")
         self.grid = check_grid(grid)
         self.action_space = multidiscrete_action_space(self.num_classes, grid=self.grid)
+        self._split = _grid_splitter(self.num_classes, self.grid)  # the cell centres, computed once
 
     def action(self, action: np.ndarray) -> dict[str, Any]:
-        location, label = split_multidiscrete_actions(action, self.num_classes, grid=self.grid)
+        location, label = self._split(action)
         if location.shape != (LOCATION_SIZE,):
             raise ValueError(
                 f"expected one multidiscrete action of shape ({len(MULTIDISCRETE_FIELDS)},), "

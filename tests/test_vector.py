@@ -633,5 +633,5 @@ def test_tensor_step_gives_label_and_correct_of_the_ended_episodes(mode):
 
 def test_timedelta_indices_are_rejected():
     envs = GlimpseVectorEnv(4, split="val")
-    with pytest.raises(ValueError, match="integer index"):
+    with pytest.raises(TypeError, match="integer index"):  # a wrong type: TypeError, as everywhere
         envs.reset(options={"indices": np.array([1, 2, 3, 4], dtype="timedelta64[s]")})
