@@ -7,7 +7,10 @@ its policy (:class:`RAMPolicy`): every canvas of the split is played, in batches
 native vector environment with ``reset(options={"indices": ...})``. With ``--mc-samples
 M`` each canvas is played ``M`` times with independently drawn locations and the class is
 the argmax of the mean log-probabilities over the ``M`` episodes (Monte Carlo averaging,
-as in the study). Prints a table; ``--json`` also writes the figures (``accuracy``,
+as in the study). The locations are drawn with the checkpoint's own training seed unless
+``--seed`` says otherwise, as the run's test was, so a re-score of ``best.pt`` with the
+run's ``--eval-episodes`` and Monte Carlo samples gives the figures of its
+``results/test.json``. Prints a table; ``--json`` also writes the figures (``accuracy``,
 ``ci95``, ``n``, ``env_id``, ``per_class``, ``mean_locations``, ``mean_reward``, ...).
 ``python -m glimpse_env.evaluate --policy ram:CHECKPOINT`` plays the same episodes.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -32,6 +35,14 @@ from agents.runs import (
     parse_args,
     use_data_dir,
     write_json,
+)
+from glimpse_env.cli import (
+    check_data_dir,
+    check_flag_int,
+    check_output_file,
+    one_line,
+    run_cli,
+    set_threads,
 )
 from glimpse_env.env import ObsType
 from glimpse_env.evaluation import (
@@ -50,6 +61,7 @@ __all__ = [
     "EvalResult",
     "RAMPolicy",
     "RAMState",
+    "default_seed",
     "evaluate_model",
     "format_table",
     "load_model",
@@ -219,14 +231,57 @@ def evaluate_model(
 def load_model(
     path: str, *, device: torch.device | str = "cpu"
 ) -> tuple[RecurrentAttentionModel, dict[str, Any]]:
-    """The RAM of a training checkpoint, on ``device``, and the run's configuration."""
+    """The RAM of a training checkpoint, on ``device``, and the run's configuration.
+
+    Raises :class:`~agents.runs.CheckpointError` for a missing or unreadable file, for a
+    checkpoint of another program (a baseline of ``python -m baselines.train`` is named as
+    such, with the program that reads it) and for weights that do not fit the model.
+    """
     state = load_checkpoint(path, map_location=device)
     config = state["config"]
-    if "model" not in state or "model_config" not in state:
-        raise CheckpointError(f"{path!r} is not a RAM checkpoint (no model in it)")
-    model = RecurrentAttentionModel(ModelConfig.from_dict(state["model_config"])).to(device)
-    model.load_state_dict(inference_weights(state))
+    model_config = state.get("model_config")
+    if "model" not in state or not isinstance(model_config, dict):
+        raise CheckpointError(
+            f"{path!r} is not a RAM checkpoint (no model in it); give a checkpoint written by "
+            f"python -m agents.ram_reinforce (e.g. RUN/checkpoints/best.pt)"
+        )
+    if "glimpse_shape" not in model_config:
+        if "canvas_shape" in model_config:  # baselines.models.BaselineConfig
+            name = model_config.get("name", "baseline")
+            raise CheckpointError(
+                f"{path!r} is a checkpoint of python -m baselines.train (a {name!r} baseline), not a RAM "
+                f"checkpoint of python -m agents.ram_reinforce: evaluate it with "
+                f"python -m baselines.evaluate --checkpoint {path} (pictures: python -m baselines.visualize)"
+            )
+        raise CheckpointError(
+            f"{path!r} is not a RAM checkpoint (its model has no glimpse_shape); give a checkpoint written "
+            f"by python -m agents.ram_reinforce"
+        )
+    try:
+        model = RecurrentAttentionModel(ModelConfig.from_dict(model_config)).to(device)
+        model.load_state_dict(inference_weights(state))
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(
+            f"the RAM in {path!r} cannot be rebuilt ({type(error).__name__}: {one_line(error)}); "
+            f"was it written by another version of the package? Use a checkpoint of this version"
+        ) from None
     return model, config
+
+
+def default_seed(config: dict[str, Any]) -> int:
+    """The seed of a checkpoint's location draws unless ``--seed`` says otherwise: its run's
+    own training seed (``config["seed"]``), which the run's test (``results/test.json``)
+    drew with, so a re-score gives the run's figures; 0 for a configuration without one."""
+    seed = config.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+
+
+def _check_flags(*, mc_samples: int, episodes: int | None, batch_size: int, seed: int | None) -> None:
+    """The command line's numbers, checked up front with their flags' names."""
+    check_flag_int(mc_samples, "--mc-samples", low=0, hint="0 plays the mean locations, e.g. --mc-samples 10")
+    check_flag_int(episodes, "--episodes", low=1, optional=True, hint="drop it to play every canvas")
+    check_flag_int(batch_size, "--batch-size", low=1, hint="e.g. --batch-size 1000")
+    check_flag_int(seed, "--seed", low=0, optional=True, hint="drop it for the checkpoint's training seed")
 
 
 @dataclass
@@ -243,23 +298,39 @@ class EvalArgs:
     """evaluate only the first N canvases of the split"""
     batch_size: int = 1000
     """episodes per batch"""
-    seed: int = 0
-    """seed of the location draws"""
+    seed: int | None = None
+    """seed of the location draws (default: the checkpoint's training seed, config["seed"], as the run's own
+    test in results/test.json, so a re-score gives the run's figures)"""
     device: str = "cpu"
     """cpu or cuda"""
     data_dir: str | None = None
     """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's own choice)"""
     json: str | None = None
-    """also write the result as JSON to this file"""
+    """also write the result as JSON to this file (checked before the evaluation)"""
 
 
 def main(argv: Sequence[str] | None = None) -> EvalResult:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the result.
+
+    Bad input is a ``ValueError`` or :class:`~agents.runs.CheckpointError` naming the flag
+    or file, raised before anything is evaluated or written."""
     args = parse_args(EvalArgs, argv)
     if not args.checkpoint:
-        sys.exit("--checkpoint PATH is required")
+        sys.exit("error: --checkpoint PATH is required (a checkpoint of python -m agents.ram_reinforce)")
+    _check_flags(
+        mc_samples=args.mc_samples, episodes=args.episodes, batch_size=args.batch_size, seed=args.seed
+    )
+    if args.json:
+        check_output_file(args.json, "--json")
+    check_data_dir(args.data_dir)
+    set_threads(args.threads)
     use_data_dir(args.data_dir)
     device = check_device(args.device, "--device")
     model, config = load_model(args.checkpoint, device=device)
+    args = replace(args, seed=default_seed(config) if args.seed is None else args.seed)
+    assert args.seed is not None
     generator = torch.Generator(device=device).manual_seed(args.seed)
     result = evaluate_model(
         model,
@@ -278,7 +349,4 @@ def main(argv: Sequence[str] | None = None) -> EvalResult:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (CheckpointError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    run_cli(main, errors=(CheckpointError,))

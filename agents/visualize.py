@@ -22,9 +22,11 @@ import torch
 from agents.ram import RecurrentAttentionModel
 from agents.rollout import make_vector_env, play_episodes
 from agents.runs import CheckpointError, parse_args, use_data_dir
+from glimpse_env.cli import check_data_dir, check_flag_int, check_output_file, run_cli, set_threads
+from glimpse_env.data import SPLIT_SIZES
 from glimpse_env.vector import check_device
 
-__all__ = ["caption", "main", "trajectory_frames", "trajectory_grid"]
+__all__ = ["caption", "check_canvases", "main", "trajectory_frames", "trajectory_grid"]
 
 #: pixels between pictures in a grid
 GAP = 4
@@ -42,8 +44,11 @@ def trajectory_frames(
     first_index: int = 0,
     sample: bool = False,
     device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Play test canvases ``first_index .. first_index + count - 1`` and render every glimpse.
+
+    With ``sample`` the locations are drawn with ``generator`` (default: torch's global one).
 
     Returns:
         ``(frames, predictions, labels)``: ``frames`` ``(T, count, h, w, 3)`` uint8 (row ``t``:
@@ -61,7 +66,14 @@ def trajectory_frames(
     model.eval()
     indices = np.arange(first_index, first_index + count)
     rollout = play_episodes(
-        model, envs, std=std, sample=sample, options={"indices": indices}, observer=render, seed=0
+        model,
+        envs,
+        std=std,
+        sample=sample,
+        options={"indices": indices},
+        observer=render,
+        seed=0,
+        generator=generator,
     )
     model.train(was_training)
     predictions = rollout.logits.argmax(1).cpu().numpy()
@@ -125,26 +137,52 @@ class VisualizeArgs:
     """first test canvas shown"""
     sample: bool = False
     """draw the locations from the policy (default: play its mean locations)"""
+    seed: int | None = None
+    """seed of the location draws with --sample (default: the checkpoint's training seed, config["seed"],
+    as agents.evaluate)"""
     device: str = "cpu"
     """cpu or cuda"""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's own choice)"""
     data_dir: str | None = None
     """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
 
 
+def check_canvases(count: int, first_index: int) -> None:
+    """``--count`` and ``--first-index`` name test canvases that exist (a ``ValueError`` naming
+    the flags otherwise); shared with ``baselines.visualize``."""
+    total = SPLIT_SIZES["test"]
+    check_flag_int(count, "--count", low=1, high=total, hint="e.g. --count 8")
+    check_flag_int(first_index, "--first-index", low=0, high=total - 1, hint="the first canvas is 0")
+    if first_index + count > total:
+        raise ValueError(
+            f"--first-index {first_index} with --count {count} runs past the test split's {total} canvases "
+            f"(indices 0..{total - 1}): lower --first-index to at most {total - count} or --count to at most "
+            f"{total - first_index}"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the picture's path.
+
+    Bad input is a ``ValueError`` or :class:`~agents.runs.CheckpointError` naming the flag
+    or file, raised before anything is played or written."""
     from PIL import Image
 
-    from agents.evaluate import load_model
+    from agents.evaluate import default_seed, load_model
 
     args = parse_args(VisualizeArgs, argv)
     if not args.checkpoint:
-        sys.exit("--checkpoint PATH is required")
-    out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".gif"):
-        raise ValueError(f"--out must end in .png or .gif, got {args.out!r}")
+        sys.exit("error: --checkpoint PATH is required (a checkpoint of python -m agents.ram_reinforce)")
+    out = check_output_file(args.out, "--out", suffixes=(".png", ".gif"), example="glimpses.png")
+    check_canvases(args.count, args.first_index)
+    check_flag_int(args.seed, "--seed", low=0, optional=True, hint="drop it for the training seed")
+    check_data_dir(args.data_dir)
+    set_threads(args.threads)
     use_data_dir(args.data_dir)
     device = check_device(args.device, "--device")
     model, config = load_model(args.checkpoint, device=device)
+    seed = default_seed(config) if args.seed is None else args.seed
     frames, predictions, labels = trajectory_frames(
         model,
         config["env"],
@@ -153,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         first_index=args.first_index,
         sample=args.sample,
         device=device,
+        generator=torch.Generator(device=device).manual_seed(seed),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".png":
@@ -165,7 +204,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (CheckpointError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    run_cli(main, errors=(CheckpointError,))

@@ -35,6 +35,7 @@ from baselines.models import (
     model_from_config,
 )
 from glimpse_env import CanvasBatch, CanvasSource
+from glimpse_env.cli import check_data_dir, check_flag_int, check_output_file, one_line, run_cli, set_threads
 from glimpse_env.evaluation import score_predictions
 from glimpse_env.vector import check_device
 
@@ -114,15 +115,33 @@ def evaluate_classifier(
 def load_baseline(
     path: str, *, device: torch.device | str = "cpu"
 ) -> tuple[SimpleCNN | SelfAttentionCNN, dict[str, Any]]:
-    """The baseline of a training checkpoint, on ``device``, and the run's configuration."""
+    """The baseline of a training checkpoint, on ``device``, and the run's configuration.
+
+    Raises :class:`~agents.runs.CheckpointError` for a missing or unreadable file, for a
+    checkpoint of another program (a RAM of ``python -m agents.ram_reinforce`` is named as
+    such, with the programs that read it) and for weights that do not fit the model.
+    """
     state = load_checkpoint(path, map_location=device)
-    if "model" not in state or "model_config" not in state or "canvas_shape" not in state["model_config"]:
+    model_config = state.get("model_config")
+    if isinstance(model_config, dict) and "glimpse_shape" in model_config:  # agents.ram.ModelConfig
+        raise CheckpointError(
+            f"{path!r} is a RAM checkpoint of python -m agents.ram_reinforce, not a baseline checkpoint of "
+            f"python -m baselines.train: evaluate it with python -m agents.evaluate --checkpoint {path} "
+            f"(pictures: python -m agents.visualize)"
+        )
+    if "model" not in state or not isinstance(model_config, dict) or "canvas_shape" not in model_config:
         raise CheckpointError(
             f"{path!r} is not a baseline checkpoint (no baseline model in it); baselines.evaluate reads "
             f"checkpoints of python -m baselines.train (agents.evaluate reads the RAM's)"
         )
-    model = model_from_config(BaselineConfig.from_dict(state["model_config"]))
-    model.load_state_dict(inference_weights(state))
+    try:
+        model = model_from_config(BaselineConfig.from_dict(model_config))
+        model.load_state_dict(inference_weights(state))
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(
+            f"the baseline in {path!r} cannot be rebuilt ({type(error).__name__}: {one_line(error)}); "
+            f"was it written by another version of the package? Use a checkpoint of this version"
+        ) from None
     return model.to(device), state["config"]
 
 
@@ -154,14 +173,25 @@ class EvalArgs:
     """cpu or cuda"""
     data_dir: str | None = None
     """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's own choice)"""
     json: str | None = None
-    """also write the result as JSON to this file"""
+    """also write the result as JSON to this file (checked before the evaluation)"""
 
 
 def main(argv: Sequence[str] | None = None) -> ClassifierResult:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the result.
+
+    Bad input is a ``ValueError`` or :class:`~agents.runs.CheckpointError` naming the flag
+    or file, raised before anything is evaluated or written."""
     args = parse_args(EvalArgs, argv)
     if not args.checkpoint:
-        sys.exit("--checkpoint PATH is required")
+        sys.exit("error: --checkpoint PATH is required (a checkpoint of python -m baselines.train)")
+    check_flag_int(args.batch_size, "--batch-size", low=1, hint="e.g. --batch-size 1000")
+    if args.json:
+        check_output_file(args.json, "--json")
+    check_data_dir(args.data_dir)
+    set_threads(args.threads)
     use_data_dir(args.data_dir)
     device = check_device(args.device, "--device")
     model, config = load_baseline(args.checkpoint, device=device)
@@ -186,7 +216,4 @@ def main(argv: Sequence[str] | None = None) -> ClassifierResult:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (CheckpointError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    run_cli(main, errors=(CheckpointError,))

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from agents.runs import CheckpointError, parse_args, use_data_dir
-from agents.visualize import CAPTION, GAP, caption
+from agents.visualize import CAPTION, GAP, caption, check_canvases
 from baselines.models import POOL, SelfAttentionCNN, SimpleCNN, as_inputs
 from glimpse_env import CanvasBatch, CanvasSource
+from glimpse_env.cli import check_data_dir, check_output_file, run_cli, set_threads
 from glimpse_env.vector import check_device
 
 __all__ = ["main", "sample_picture"]
@@ -104,21 +105,28 @@ class VisualizeArgs:
     """first test canvas shown"""
     device: str = "cpu"
     """cpu or cuda"""
+    threads: int | None = None
+    """torch intra-op threads (default: torch's own choice)"""
     data_dir: str | None = None
     """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the picture's path.
+
+    Bad input is a ``ValueError`` or :class:`~agents.runs.CheckpointError` naming the flag
+    or file, raised before anything is drawn or written."""
     from PIL import Image
 
     from baselines.evaluate import load_baseline
 
     args = parse_args(VisualizeArgs, argv)
     if not args.checkpoint:
-        sys.exit("--checkpoint PATH is required")
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise ValueError(f"--out must end in .png, got {args.out!r}")
+        sys.exit("error: --checkpoint PATH is required (a checkpoint of python -m baselines.train)")
+    out = check_output_file(args.out, "--out", suffixes=(".png",), example="attention.png")
+    check_canvases(args.count, args.first_index)
+    check_data_dir(args.data_dir)
+    set_threads(args.threads)
     use_data_dir(args.data_dir)
     device = check_device(args.device, "--device")
     model, config = load_baseline(args.checkpoint, device=device)
@@ -131,7 +139,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (CheckpointError, ValueError) as error:
-        sys.exit(f"error: {error}")
+    run_cli(main, errors=(CheckpointError,))

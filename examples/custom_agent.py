@@ -27,6 +27,7 @@ from torch.nn import functional as F
 
 import glimpse_env  # noqa: F401  (registers the ids)
 from glimpse_env import GlimpseVectorEnv
+from glimpse_env.cli import ArgumentParser, run_cli
 from glimpse_env.registration import ENV_SPECS
 
 
@@ -72,7 +73,7 @@ def play(agent: TinyAgent, envs: GlimpseVectorEnv, *, std: float, hidden: int) -
 
 def main(argv: list[str] | None = None) -> float:
     """Train; returns the mean reward (training accuracy) of the last ``--log-every`` updates."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(  # one-line usage errors
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--env-id", default="GlimpseMNIST-v0", choices=[s.env_id for s in ENV_SPECS])
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> float:
         "--log-every", type=int, default=50, help="updates between prints (and averaged at the end)"
     )
     args = parser.parse_args(argv)
+    if min(args.num_envs, args.updates, args.hidden, args.log_every) < 1:
+        parser.error("--num-envs, --updates, --hidden and --log-every must be at least 1")
     torch.manual_seed(args.seed)
 
     envs = gym.make_vec(
@@ -120,4 +123,4 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)  # bad input: one line on stderr, no traceback

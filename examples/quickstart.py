@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image
 
 import glimpse_env  # noqa: F401  (registers the GlimpseMNIST-* ids)
+from glimpse_env.cli import ArgumentParser, check_output_file, run_cli
+from glimpse_env.registration import ENV_SPECS
 
 
 class Episode(NamedTuple):
@@ -34,13 +36,16 @@ class Episode(NamedTuple):
 
 
 def main(argv: list[str] | None = None) -> Episode:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(  # one-line usage errors
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--env-id", default="GlimpseMNIST-Cluttered-v0")
+    parser.add_argument(
+        "--env-id", default="GlimpseMNIST-Cluttered-v0", choices=[e.env_id for e in ENV_SPECS]
+    )
     parser.add_argument("--out", default="glimpses.png", help="where to save the PNG of the episode")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    check_output_file(args.out, "--out", example="glimpses.png")  # before playing
 
     env = gym.make(args.env_id, render_mode="rgb_array")
     env.action_space.seed(args.seed)
@@ -63,4 +68,4 @@ def main(argv: list[str] | None = None) -> Episode:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)  # bad input: one line on stderr, no traceback

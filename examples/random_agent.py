@@ -12,17 +12,25 @@ import numpy as np
 from PIL import Image
 
 import glimpse_env  # noqa: F401  (registers the GlimpseMNIST-* ids)
+from glimpse_env.cli import ArgumentParser, check_output_file, run_cli
+from glimpse_env.registration import ENV_SPECS
 
 
 def main(argv: list[str] | None = None) -> float:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(  # one-line usage errors
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--env-id", default="GlimpseMNIST-Cluttered-v0")
+    parser.add_argument(
+        "--env-id", default="GlimpseMNIST-Cluttered-v0", choices=[e.env_id for e in ENV_SPECS]
+    )
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--picture", default=None, help="save the last episode's glimpses as a PNG here")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be at least 1, got {args.episodes}")
+    if args.picture:
+        check_output_file(args.picture, "--picture", example="glimpses.png")  # before playing
 
     env = gym.make(args.env_id, split="test", render_mode="rgb_array")
     env.action_space.seed(args.seed)
@@ -44,4 +52,4 @@ def main(argv: list[str] | None = None) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)  # bad input: one line on stderr, no traceback

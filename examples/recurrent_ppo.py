@@ -43,11 +43,14 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import get_linear_fn
 from stable_baselines3.common.vec_env import VecMonitor
 
+from glimpse_env.cli import ArgumentParser, check_flag_int, check_flag_real, run_cli
 from glimpse_env.evaluation import EvaluationResult, SB3Policy
 from glimpse_env.evaluation import evaluate as evaluate_policy
 from glimpse_env.registration import ENV_SPECS
-from glimpse_env.wrappers import ACTION_KINDS, DEFAULT_GRID, SB3VecEnv
+from glimpse_env.wrappers import ACTION_KINDS, DEFAULT_GRID, MIN_GRID, SB3VecEnv, check_grid
 
+#: how the run folder's settings name this script (the mark of its run folders)
+PROGRAM = "examples/recurrent_ppo.py"
 MODEL_FILE = "model.zip"
 SETTINGS_FILE = "settings.json"
 #: Defaults that differ between the action forms, from the sweep in the README
@@ -114,9 +117,105 @@ class Checkpoints(BaseCallback):
             self.out_of_time = True  # the next step returns False: learn() ends after this update
 
 
+def _own_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a run of this script: its :data:`SETTINGS_FILE`, a JSON
+    object with this script's settings (and, from this version on, its :data:`PROGRAM`)."""
+    try:
+        saved = json.loads((run_dir / SETTINGS_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(saved, dict):
+        return False
+    older = {"env_id", "action", "rollout_episodes", "lstm_hidden"} <= set(saved)  # before "program"
+    return saved.get("program") == PROGRAM or older
+
+
+def _check_run_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--run-dir`` with ``--resume`` / ``--overwrite``: a new or empty folder starts a run; a
+    folder of this script's (:func:`_own_run`) is resumed or replaced only when asked; any
+    other folder, and the current folder or one above it, is never written in or deleted."""
+    if args.resume and args.overwrite:
+        parser.error("--resume continues the run folder and --overwrite replaces it: give one")
+    if args.run_dir is None:
+        if args.resume or args.overwrite:
+            parser.error("--resume and --overwrite need --run-dir")
+        return
+    run_dir = Path(args.run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        parser.error(f"--run-dir {run_dir} is a file, not a folder; give a new folder")
+    if run_dir.is_dir() and not os.access(run_dir, os.W_OK | os.X_OK):
+        parser.error(f"--run-dir {run_dir} cannot be written in (permission denied); give another folder")
+    empty = not run_dir.is_dir() or not any(run_dir.iterdir())
+    if empty:
+        if args.resume:
+            parser.error(f"--resume: no run in {run_dir} (no {MODEL_FILE}); start the run without --resume")
+        return
+    if not _own_run(run_dir):
+        parser.error(
+            f"--run-dir {run_dir} is not empty and is not a run of {PROGRAM} (no {SETTINGS_FILE} of its "
+            f"own); it is never written in or deleted: choose a new or empty --run-dir"
+        )
+    if args.overwrite:
+        here = Path.cwd().resolve()
+        if run_dir.resolve() in (here, *here.parents):
+            parser.error(
+                f"--overwrite would delete {run_dir}, which is the current folder or one above it; "
+                f"run from outside it or choose another --run-dir"
+            )
+        return
+    has_model = (run_dir / MODEL_FILE).exists()
+    if not args.resume:
+        parser.error(
+            f"{run_dir} already holds a run ({MODEL_FILE if has_model else SETTINGS_FILE}): pass --resume to "
+            "continue it, --overwrite to replace it, or another --run-dir"
+        )
+    if not has_model:
+        parser.error(f"--resume: no {MODEL_FILE} in {run_dir}; start the run again with --overwrite")
+    saved = json.loads((run_dir / SETTINGS_FILE).read_text())
+    for key, value in vars(args).items():
+        if key not in RESUMABLE and saved.get(key) != value:
+            parser.error(
+                f"--resume: {run_dir} was trained with {key}={saved.get(key)!r}, not {value!r}; "
+                "drop the flag or start a new run"
+            )
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """The numeric flags, each with its own one-line error (a ``ValueError``)."""
+    for flag, low in (
+        ("num_envs", 1),
+        ("timesteps", 1),
+        ("rollout_episodes", 1),
+        ("batch_size", 2),  # PPO normalises the advantages of a minibatch: two samples at least
+        ("n_epochs", 1),
+        ("lstm_hidden", 1),
+        ("eval_batch", 1),
+        ("checkpoint_every", 1),
+        ("grid", MIN_GRID),
+    ):
+        check_flag_int(getattr(args, flag), "--" + flag.replace("_", "-"), low=low)
+    try:
+        check_grid(args.grid)  # the wrappers' own bounds
+    except ValueError as error:
+        raise ValueError(f"--grid: {error}") from None
+    check_flag_int(args.eval_size, "--eval-size", low=1, optional=True, hint="drop it to score every canvas")
+    check_flag_int(args.threads, "--threads", low=1, optional=True, hint="drop it to let torch choose")
+    check_flag_int(args.seed, "--seed", low=0, high=2**32 - 1)  # numpy's seeds, which SB3 sets
+    check_flag_real(args.learning_rate, "--learning-rate", low=0.0, open_low=True, hint="e.g. 3e-4")
+    check_flag_real(args.gamma, "--gamma", low=0.0, high=1.0)
+    check_flag_real(args.gae_lambda, "--gae-lambda", low=0.0, high=1.0, optional=True)
+    check_flag_real(args.clip_range, "--clip-range", low=0.0, open_low=True, hint="e.g. 0.2")
+    check_flag_real(args.target_kl, "--target-kl", low=0.0, open_low=True, optional=True, hint="e.g. 0.02")
+    check_flag_real(args.ent_coef, "--ent-coef", low=0.0, optional=True)
+    check_flag_real(args.vf_coef, "--vf-coef", low=0.0)
+    check_flag_real(args.time_limit, "--time-limit", low=0.0, open_low=True, optional=True, hint="minutes")
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    """The command line ``argv``, checked: a bad value or run folder ends the program with one
+    line on stderr (exit status 2) before anything is made or written."""
+    parser = ArgumentParser(
+        prog=f"python {PROGRAM}", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--env-id", default="GlimpseMNIST-v0", choices=[s.env_id for s in ENV_SPECS])
     parser.add_argument(
@@ -152,16 +251,23 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--eval-size", type=int, default=None, help="val and test canvases scored (all)")
     parser.add_argument("--eval-batch", type=int, default=1000, help="episodes per evaluation batch")
-    parser.add_argument("--run-dir", default=None, help="TensorBoard logs, model.zip and results/test.json")
+    parser.add_argument(
+        "--run-dir",
+        default=None,
+        help=f"TensorBoard logs, model.zip and results/test.json: a new or empty folder, or a run of this "
+        f"script's (marked by its {SETTINGS_FILE}) with --resume or --overwrite",
+    )
     parser.add_argument("--checkpoint-every", type=int, default=100_000, help="steps between checkpoints")
     parser.add_argument("--time-limit", type=float, default=None, help="minutes of training, then evaluate")
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    parser.add_argument("--overwrite", action="store_true", help="replace the run in --run-dir")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the run in --run-dir (only a run of this script)"
+    )
     args = parser.parse_args(argv)
-    if args.num_envs < 1 or args.timesteps < 1 or args.rollout_episodes < 1 or args.checkpoint_every < 1:
-        parser.error("--num-envs, --timesteps, --rollout-episodes and --checkpoint-every must be positive")
-    if args.time_limit is not None and args.time_limit <= 0:
-        parser.error(f"--time-limit must be a positive number of minutes, got {args.time_limit}")
+    try:
+        _check_numbers(args)
+    except ValueError as error:
+        parser.error(str(error))
     tuned = TUNED[args.action]  # what the README's sweep found for this action form
     args.gae_lambda = tuned["gae_lambda"] if args.gae_lambda is None else args.gae_lambda
     args.ent_coef = tuned["ent_coef"] if args.ent_coef is None else args.ent_coef
@@ -169,32 +275,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         args.net_arch = [int(w) for w in args.net_arch.split(",") if w.strip()]
     except ValueError:
         parser.error(f"--net-arch takes comma-separated widths such as 64,64, got {args.net_arch!r}")
-    if args.resume and args.overwrite:
-        parser.error("--resume continues the run folder and --overwrite replaces it: give one")
-    if args.resume or args.overwrite:
-        if args.run_dir is None:
-            parser.error("--resume and --overwrite need --run-dir")
-    run_dir = None if args.run_dir is None else Path(args.run_dir)
-    has_model = run_dir is not None and (run_dir / MODEL_FILE).exists()
-    if has_model and not (args.resume or args.overwrite):
-        parser.error(
-            f"{run_dir} already holds a run ({MODEL_FILE}): pass --resume to continue it, "
-            "--overwrite to replace it, or another --run-dir"
-        )
-    if args.resume:
-        if not has_model:
-            parser.error(f"--resume: no {MODEL_FILE} in {run_dir}; start the run without --resume")
-        saved = json.loads((run_dir / SETTINGS_FILE).read_text())
-        for key, value in vars(args).items():
-            if key not in RESUMABLE and saved.get(key) != value:
-                parser.error(
-                    f"--resume: {run_dir} was trained with {key}={saved.get(key)!r}, not {value!r}; "
-                    "drop the flag or start a new run"
-                )
+    if any(width < 1 for width in args.net_arch):
+        parser.error(f"--net-arch widths must be positive integers such as 64,64, got {args.net_arch}")
+    _check_run_dir(parser, args)
     return args
 
 
 def main(argv: list[str] | None = None) -> EvaluationResult:
+    """Train, save and score a RecurrentPPO as the command line ``argv`` says (default:
+    ``sys.argv[1:]``); returns the test result."""
     args = parse(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -203,11 +292,17 @@ def main(argv: list[str] | None = None) -> EvaluationResult:
     n_glimpses = venv.get_attr("config")[0].n_glimpses
     n_steps = args.rollout_episodes * n_glimpses  # whole episodes per rollout
     run_dir = None if args.run_dir is None else Path(args.run_dir)
-    if args.overwrite and run_dir is not None and run_dir.exists():
-        shutil.rmtree(run_dir)  # the old run goes, its TensorBoard logs too
+    if args.overwrite and run_dir is not None and _own_run(run_dir):
+        shutil.rmtree(run_dir)  # the old run goes, its TensorBoard logs too (parse checked it is one)
     if args.resume:
         assert run_dir is not None
-        model = RecurrentPPO.load(run_dir / MODEL_FILE, env=venv)
+        try:
+            model = RecurrentPPO.load(run_dir / MODEL_FILE, env=venv)
+        except Exception as error:  # truncated, corrupted, or saved for other spaces
+            raise ValueError(
+                f"--resume: {run_dir / MODEL_FILE} cannot be loaded ({type(error).__name__}: {error}); "
+                f"start the run again with --overwrite"
+            ) from None
         print(f"resuming {run_dir} at step {model.num_timesteps:,}")
     else:
         learning_rate: Any = args.learning_rate
@@ -234,7 +329,8 @@ def main(argv: list[str] | None = None) -> EvaluationResult:
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
         if not args.resume:
-            (run_dir / SETTINGS_FILE).write_text(json.dumps(vars(args), indent=2) + "\n")
+            settings = {**vars(args), "program": PROGRAM}  # the mark of a run folder of this script
+            (run_dir / SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
     limit = None if args.time_limit is None else args.time_limit * 60
     callback = Checkpoints(
         run_dir, every=args.checkpoint_every, time_limit=limit, saved_at=model.num_timesteps
@@ -282,4 +378,4 @@ def main(argv: list[str] | None = None) -> EvaluationResult:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -21,6 +21,8 @@ import gymnasium as gym
 import numpy as np
 
 import glimpse_env  # noqa: F401  (registers the GlimpseMNIST-* ids)
+from glimpse_env.cli import ArgumentParser, run_cli
+from glimpse_env.registration import ENV_SPECS
 
 
 class Throughput(NamedTuple):
@@ -35,10 +37,12 @@ class Throughput(NamedTuple):
 
 
 def main(argv: list[str] | None = None) -> Throughput:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(  # one-line usage errors
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--env-id", default="GlimpseMNIST-Cluttered-v0")
+    parser.add_argument(
+        "--env-id", default="GlimpseMNIST-Cluttered-v0", choices=[e.env_id for e in ENV_SPECS]
+    )
     parser.add_argument("--num-envs", type=int, default=256)
     parser.add_argument("--steps", type=int, default=1000, help="steps of the whole batch")
     parser.add_argument("--device", default="cpu", help="torch device of the environment, e.g. cuda")
@@ -75,4 +79,4 @@ def main(argv: list[str] | None = None) -> Throughput:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)  # bad input: one line on stderr, no traceback

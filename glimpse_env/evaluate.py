@@ -13,19 +13,28 @@
 - ``sb3:ALGO:PATH``: a model saved by stable-baselines3 (``PPO``, ``A2C``, ``SAC``, ``TD3``,
   ...) or sb3-contrib (``RecurrentPPO``, ...), loaded with ``ALGO.load(PATH)`` and played
   through :class:`~glimpse_env.evaluation.SB3Policy`, its action form (flat or
-  multidiscrete, and the grid) read from the model's action space.
+  multidiscrete, and the grid) read from the model's action space. ``ALGO`` must be the
+  algorithm that saved the file: its policy class, read from the zip, is checked against
+  ``ALGO``'s own before loading (a RecurrentPPO zip is not played as "PPO"; PPO, A2C and
+  TRPO share their policies and cannot be told apart this way). SB3 zips are pickle-based:
+  loading one can run any code, so load only files from sources you trust.
 
 Every canvas of ``--split`` (or the first ``--episodes``) is played by
 :func:`glimpse_env.evaluation.evaluate`; prints a table and, with ``--json``, writes the
 result (``accuracy``, ``ci95``, ``n``, ``env_id``, ``policy``, ``per_class``,
-``mean_reward``, ``mean_locations``, ...) with the command's arguments.
+``mean_reward``, ``mean_locations``, ...) with the command's arguments. ``--seed`` seeds
+the environment and the policy; by default 0, and for ``ram:`` the checkpoint's training
+seed (``config["seed"]``), as ``agents.evaluate`` and the run's own test draw the locations.
+Bad input ends the program with one line on stderr, before anything is played or written.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
-import sys
+import pickletools
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +42,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from glimpse_env.cli import (
+    ArgumentParser,
+    check_data_dir,
+    check_flag_int,
+    check_output_file,
+    run_cli,
+    set_threads,
+)
 from glimpse_env.env import observation_space
 from glimpse_env.evaluation import (
     DEFAULT_NUM_ENVS,
@@ -47,7 +64,7 @@ from glimpse_env.evaluation import (
 from glimpse_env.registration import ENV_SPECS
 from glimpse_env.vector import check_device
 
-__all__ = ["PolicySpecError", "load_policy", "main"]
+__all__ = ["PolicySpecError", "algorithms_of_policy", "load_policy", "main", "saved_policy_class"]
 
 POLICY_FORMS = "random, ram:CHECKPOINT or sb3:ALGO:PATH"
 
@@ -57,36 +74,122 @@ class PolicySpecError(ValueError):
     unreadable file, or a model made for another environment."""
 
 
-def _sb3_algorithm(name: str) -> Any:
-    """The SB3 / sb3-contrib algorithm class called ``name``, or a :class:`PolicySpecError`."""
+def _algorithms() -> dict[str, Any]:
+    """The SB3 and sb3-contrib algorithm classes by name."""
     import sb3_contrib
     import stable_baselines3
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-    def algorithms(module: Any) -> list[str]:
-        return sorted(
-            attr
-            for attr in dir(module)
-            if isinstance(getattr(module, attr), type) and issubclass(getattr(module, attr), BaseAlgorithm)
+    found: dict[str, Any] = {}
+    for module in (stable_baselines3, sb3_contrib):
+        for attr in dir(module):
+            value = getattr(module, attr)
+            if isinstance(value, type) and issubclass(value, BaseAlgorithm) and attr not in found:
+                found[attr] = value
+    return found
+
+
+def _sb3_algorithm(name: str) -> Any:
+    """The SB3 / sb3-contrib algorithm class called ``name``, or a :class:`PolicySpecError`."""
+    import sb3_contrib
+    import stable_baselines3
+
+    algorithms = _algorithms()
+    if name in algorithms:
+        return algorithms[name]
+
+    def listed(module: Any) -> str:
+        return ", ".join(
+            sorted(a for a, cls in algorithms.items() if cls.__module__.startswith(module.__name__))
         )
 
-    for module in (stable_baselines3, sb3_contrib):
-        if name in algorithms(module):
-            return getattr(module, name)
     raise PolicySpecError(
         f"unknown SB3 algorithm {name!r} in --policy sb3:{name}:PATH; stable_baselines3 has "
-        f"{', '.join(algorithms(stable_baselines3))} and sb3_contrib has {', '.join(algorithms(sb3_contrib))}"
+        f"{listed(stable_baselines3)} and sb3_contrib has {listed(sb3_contrib)}"
     )
 
 
+def saved_policy_class(path: str | Path) -> tuple[str, str] | None:
+    """``(module, name)`` of the policy class an SB3 zip was saved with, or ``None`` when it
+    cannot be told (not a zip, a policy pickled by value, ...).
+
+    Read from the zip's ``data`` JSON without unpickling anything: the class is stored as a
+    pickle by reference, whose opcodes (listed by :mod:`pickletools`, which runs nothing)
+    name its module and class.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+        raw = base64.b64decode(data["policy_class"][":serialized:"])
+        ops = [(op.name, arg) for op, arg, _ in pickletools.genops(raw)]
+    except Exception:  # whatever the file is, the check is skipped and loading says what is wrong
+        return None
+    ops = [(name, arg) for name, arg in ops if name not in ("PROTO", "FRAME", "MEMOIZE")]
+    names = [name for name, _ in ops]
+    strings = ("SHORT_BINUNICODE", "BINUNICODE", "UNICODE")
+    by_reference = names[2:] == ["STACK_GLOBAL", "STOP"] and len(names) == 4
+    if by_reference and names[0] in strings and names[1] in strings:
+        return str(ops[0][1]), str(ops[1][1])
+    if names == ["GLOBAL", "STOP"] and isinstance(ops[0][1], str) and " " in ops[0][1]:
+        module, _, name = ops[0][1].partition(" ")
+        return module, name
+    return None
+
+
+def algorithms_of_policy(classes: Sequence[tuple[str, str]]) -> list[str]:
+    """The SB3 / sb3-contrib algorithms a policy class belongs to, from ``classes``: the
+    ``(module, name)`` of the class and of its bases, most specific first.
+
+    An algorithm's own policies are the values of its ``policy_aliases`` (``MlpPolicy``,
+    ...); the algorithms whose own policy comes first in ``classes`` are returned (several
+    when they share it, as PPO, A2C and TRPO do; none for a policy of no known algorithm).
+    """
+    ranks: dict[str, int] = {}
+    position = {name: rank for rank, name in reversed(list(enumerate(classes)))}
+    for algorithm, cls in _algorithms().items():
+        own = [
+            position[(policy.__module__, policy.__qualname__)]
+            for policy in getattr(cls, "policy_aliases", {}).values()
+            if isinstance(policy, type) and (policy.__module__, policy.__qualname__) in position
+        ]
+        if own:
+            ranks[algorithm] = min(own)
+    best = min(ranks.values(), default=None)
+    return sorted(algorithm for algorithm, rank in ranks.items() if rank == best)
+
+
+def _check_algorithm(algorithm: str, path: str, classes: Sequence[tuple[str, str]]) -> None:
+    """A :class:`PolicySpecError` unless ``algorithm`` is one the policy ``classes`` (see
+    :func:`algorithms_of_policy`) belong to; a policy of no known algorithm passes."""
+    holders = algorithms_of_policy(classes)
+    if holders and algorithm not in holders:
+        module, name = classes[0]
+        fix = f"sb3:{holders[0]}:{path}"
+        if len(holders) > 1:
+            fix = f"sb3:ALGO:{path} with ALGO one of {', '.join(holders)}"
+        raise PolicySpecError(
+            f"{path!r} holds a model of {' / '.join(holders)} (its policy is {module}.{name}), not of "
+            f"{algorithm}: pass --policy {fix}"
+        )
+
+
 def _load_sb3(algorithm: str, path: str, env_id: str, *, device: torch.device, sample: bool) -> SB3Policy:
-    """An SB3 model as a policy, checked against the environment's spaces."""
+    """An SB3 model as a policy, checked against the environment's spaces.
+
+    The algorithm that saved the zip is checked against ``algorithm`` twice: before loading,
+    from the policy class the zip names (:func:`saved_policy_class`, nothing unpickled),
+    and after, from the class of the loaded policy and its bases. SB3 zips are pickle-based:
+    loading one runs whatever code it holds, so load only files from trusted sources.
+    """
     cls = _sb3_algorithm(algorithm)
     file = Path(path)
     if not file.is_file() and not file.with_name(file.name + ".zip").is_file():
         raise PolicySpecError(
             f"no SB3 model at {path!r} (nor {path + '.zip'!r}); give the file model.save() wrote"
         )
+    saved = saved_policy_class(file if file.is_file() else file.with_name(file.name + ".zip"))
+    if saved is not None:
+        _check_algorithm(algorithm, path, [saved])
     try:
         model = cls.load(path, device=device)
     except Exception as error:  # not a zip, another algorithm's file, a corrupted file
@@ -94,6 +197,8 @@ def _load_sb3(algorithm: str, path: str, env_id: str, *, device: torch.device, s
             f"{algorithm}.load({path!r}) failed ({type(error).__name__}: {error}); is it a model saved by "
             f"{algorithm}.save()?"
         ) from None
+    policy_type = type(getattr(model, "policy", None))
+    _check_algorithm(algorithm, path, [(c.__module__, c.__qualname__) for c in policy_type.__mro__])
     try:
         policy = SB3Policy(model, deterministic=not sample, name=f"sb3:{algorithm}:{path}")
     except ValueError as error:
@@ -110,9 +215,10 @@ def _load_sb3(algorithm: str, path: str, env_id: str, *, device: torch.device, s
     return policy
 
 
-def _load_ram(path: str, env_id: str, *, device: torch.device, sample: bool, seed: int) -> Policy:
-    """A RAM checkpoint as a policy (``agents`` is imported here only: the package stays free of it)."""
-    from agents.evaluate import RAMPolicy, load_model
+def _load_ram(path: str, env_id: str, *, device: torch.device, sample: bool, seed: int | None) -> Policy:
+    """A RAM checkpoint as a policy (``agents`` is imported here only: the package stays free of it);
+    its location draws are seeded with ``seed``, by default the checkpoint's training seed."""
+    from agents.evaluate import RAMPolicy, default_seed, load_model
     from agents.runs import CheckpointError
 
     try:
@@ -125,7 +231,7 @@ def _load_ram(path: str, env_id: str, *, device: torch.device, sample: bool, see
             f"pass --env {config.get('env')} (a RAM plays the glimpses of its own environment)"
         )
     model.eval()
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(default_seed(config) if seed is None else seed)
     policy = RAMPolicy(
         model,
         std=config["std"],
@@ -138,7 +244,12 @@ def _load_ram(path: str, env_id: str, *, device: torch.device, sample: bool, see
 
 
 def load_policy(
-    spec: str, env_id: str, *, device: str | torch.device = "cpu", seed: int = 0, sample: bool | None = None
+    spec: str,
+    env_id: str,
+    *,
+    device: str | torch.device = "cpu",
+    seed: int | None = None,
+    sample: bool | None = None,
 ) -> Policy:
     """The policy named by ``spec`` (``random``, ``ram:CHECKPOINT`` or ``sb3:ALGO:PATH``) for ``env_id``.
 
@@ -147,27 +258,30 @@ def load_policy(
         env_id: the environment it is evaluated on.
         device: where the model runs.
         seed: seed of the policy's randomness (the random policy's generator, the RAM's
-            location draws, torch's global generator for SB3's sampled actions).
+            location draws, torch's global generator for SB3's sampled actions); default 0,
+            and for a RAM its checkpoint's training seed (as ``agents.evaluate``).
         sample: draw the policy's actions (default for the RAM, as ``agents.evaluate``) or
             play their means / modes (default for SB3 models: ``deterministic=True``).
 
-    Raises :class:`PolicySpecError` (a ``ValueError``) for a spec that cannot be loaded.
+    Raises :class:`PolicySpecError` (a ``ValueError``) for a spec that cannot be loaded,
+    e.g. an SB3 zip saved by another algorithm than the spec's. SB3 zips are pickle-based:
+    load only files from trusted sources.
     """
     kind, _, rest = spec.partition(":")
     device = check_device(device)
     if spec == "random":
-        return RandomPolicy(task_config(env_id).num_classes, seed=seed)
+        return RandomPolicy(task_config(env_id).num_classes, seed=0 if seed is None else seed)
     if kind == "ram" and rest:
         return _load_ram(rest, env_id, device=device, sample=True if sample is None else sample, seed=seed)
     algorithm, _, path = rest.partition(":")
     if kind == "sb3" and algorithm and path:
-        torch.manual_seed(seed)
+        torch.manual_seed(0 if seed is None else seed)
         return _load_sb3(algorithm, path, env_id, device=device, sample=bool(sample))
     raise PolicySpecError(f"--policy {spec!r} is not one of {POLICY_FORMS}")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m glimpse_env.evaluate",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -175,12 +289,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--env", required=True, choices=[spec.env_id for spec in ENV_SPECS], help="environment id"
     )
-    parser.add_argument("--policy", required=True, help=f"the policy: {POLICY_FORMS}")
+    parser.add_argument(
+        "--policy",
+        required=True,
+        help=f"the policy: {POLICY_FORMS}; ALGO must be the algorithm that saved the zip (checked). "
+        f"SB3 zips are pickle-based: load only files from sources you trust",
+    )
     parser.add_argument("--split", default="test", choices=("val", "test"), help="the split to play")
     parser.add_argument("--episodes", type=int, default=None, help="play only the first N canvases")
     parser.add_argument("--mc-samples", type=int, default=1, help="episodes per canvas (Monte Carlo)")
     parser.add_argument("--num-envs", type=int, default=DEFAULT_NUM_ENVS, help="episodes per batch")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the environment and the policy")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the environment and the policy (default: 0; for ram: the checkpoint's training seed, "
+        "config['seed'], as agents.evaluate and the run's own test)",
+    )
     parser.add_argument(
         "--sample",
         action=argparse.BooleanOptionalAction,
@@ -192,18 +317,31 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--data-dir", default=None, help="data folder (default: $GLIMPSE_DATA_DIR, else the user cache)"
     )
-    parser.add_argument("--json", default=None, help="also write the result as JSON to this file")
+    parser.add_argument(
+        "--json", default=None, help="also write the result as JSON to this file (checked before playing)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> EvaluationResult:
-    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the result."""
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the result.
+
+    Bad input is a ``ValueError`` (:class:`PolicySpecError` for ``--policy``) naming the
+    flag or file, raised before anything is played or written."""
     args = _parser().parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    check_flag_int(args.episodes, "--episodes", low=1, optional=True, hint="drop it to play every canvas")
+    check_flag_int(args.mc_samples, "--mc-samples", low=1, hint="1 plays each canvas once")
+    check_flag_int(args.num_envs, "--num-envs", low=1, hint=f"e.g. --num-envs {DEFAULT_NUM_ENVS}")
+    check_flag_int(args.seed, "--seed", low=0, optional=True, hint="e.g. --seed 0")
+    out = None if not args.json else check_output_file(args.json, "--json")
+    check_data_dir(args.data_dir)
+    set_threads(args.threads)
     device = check_device(args.device, "--device")
     env_kwargs: dict[str, Any] = {} if args.data_dir is None else {"data_dir": args.data_dir}
     policy = load_policy(args.policy, args.env, device=device, seed=args.seed, sample=args.sample)
+    if args.seed is None:  # a RAM's own seed (its training seed, which it draws with), else 0
+        seed = getattr(policy, "seed", None) if args.policy.startswith("ram:") else None
+        args.seed = 0 if seed is None else seed
     result = evaluate(
         policy,
         args.env,
@@ -217,8 +355,7 @@ def main(argv: Sequence[str] | None = None) -> EvaluationResult:
         **env_kwargs,
     )
     print(format_table(result))
-    if args.json:
-        out = Path(args.json)
+    if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         record = {**result.as_dict(), "args": vars(args)}
         out.write_text(json.dumps(record, indent=2, sort_keys=True, default=_plain) + "\n")
@@ -233,7 +370,4 @@ def _plain(value: object) -> object:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, TypeError, OSError) as error:
-        sys.exit(f"error: {error}")
+    run_cli(main, errors=(TypeError,))

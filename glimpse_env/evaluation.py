@@ -311,6 +311,11 @@ class SB3Policy:
     or :func:`~glimpse_env.wrappers.split_multidiscrete_actions`: the same decoding as in
     training. It gives no ``scores``: Monte Carlo samples are combined by majority vote.
 
+    It plays a model already loaded. Loading one from a file (``ALGO.load(PATH)``, as
+    ``python -m glimpse_env.evaluate --policy sb3:ALGO:PATH`` does) unpickles it: SB3 zips
+    are pickle-based, and loading one can run any code it holds, so load only files from
+    sources you trust, with the algorithm that saved them (the command line checks it).
+
     Args:
         model: an SB3 model (``PPO``, ``A2C``, ``SAC``, ``TD3``, ``RecurrentPPO``, ...).
         action: ``"flat"`` or ``"multidiscrete"``; default: read from the model's action
