@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,20 +53,25 @@ from agents.runs import (
     CheckpointError,
     RunFolderError,
     average_state,
+    check_settings,
     command_line,
     epoch_average,
     evaluated_model,
     inference_weights,
+    interruptible,
     load_checkpoint,
     open_run,
     open_writer,
     own_streams,
     parse_args,
     rank_streams,
+    record_resume,
     restore_average,
     restore_torch_rng,
     resume_args,
-    save_checkpoint,
+    resume_state,
+    run_main,
+    save_epoch,
     started_by,
     stop_reason,
     torch_rng_state,
@@ -93,6 +97,9 @@ from glimpse_env import CanvasSource
 from glimpse_env.data import SPLIT_SIZES
 from glimpse_env.registration import check_env_id
 from glimpse_env.vector import check_device
+
+#: this trainer, as ``python -m`` runs it (recorded in a run's commands.json)
+PROGRAM = "baselines.train"
 
 
 @dataclass
@@ -182,14 +189,17 @@ class Args:
     resume: str | None = None
     """continue the run in this folder from its last checkpoint (--epochs may be raised)"""
     overwrite: bool = False
-    """delete an existing --run-dir first"""
+    """delete an existing run of this program in --run-dir first (a folder that holds anything else is
+    refused)"""
     progress: bool = True
     """show a progress bar"""
 
 
 @record  # under torchrun: a rank's error is reported by the launcher, which ends the other ranks
+@interruptible(PROGRAM)  # Ctrl-C: one line that says how to continue
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE)
+    args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE, program=PROGRAM)
+    check_settings(args)  # before anything is made or written
     check_env_id(args.env)
     use_data_dir(args.data_dir)
     cluster, device = join(check_device(args.device, "--device"))
@@ -259,16 +269,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     # ---------------------------------------------------------------- run folder
     resume = args.resume is not None
-    command = command_line("baselines.train", argv)
-    on_main(
-        lambda: open_run(run_dir, config, command=command, resume=resume, overwrite=args.overwrite), cluster
+    command = command_line(PROGRAM, argv)
+    on_main(  # (a resume: the folder is checked, and nothing written yet)
+        lambda: open_run(
+            run_dir, config, program=PROGRAM, command=command, resume=resume, overwrite=args.overwrite
+        ),
+        cluster,
     )
     checkpoints = run_dir / "checkpoints"
     start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
-    if args.resume is not None:
-        state = load_checkpoint(checkpoints / "last.pt", map_location=device)
+    found = resume_state(checkpoints, map_location=device) if resume else None
+    if resume and found is None:
+        cluster.say(f"{run_dir} has no checkpoint yet: its training starts again from epoch 1")
+    if found is not None:
+        source, state = found
         if state["config"]["env"] != args.env or BaselineConfig.from_dict(state["model_config"]) != mconfig:
-            raise CheckpointError(f"{checkpoints / 'last.pt'} was made with another environment or model")
+            raise CheckpointError(f"{source} was made with another environment or model")
         model.load_state_dict(state["model"])
         restore_average(average, state)
         optimizer.load_state_dict(state["optimizer"])
@@ -286,8 +302,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             canvas_rng.bit_generator.state = streams["canvas_rng"]
         history = state["history"]
         cluster.say(
-            f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch})"
+            f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch}) "
+            f"from {source.name}"
         )
+    if resume:  # the checkpoint loaded and matched: only now is the resume recorded
+        on_main(lambda: record_resume(run_dir, command, None if found is None else found[0]), cluster)
     writer = open_writer(run_dir, purge_step=start_epoch * updates_per_epoch, cluster=cluster)
     cluster.say(
         f"{args.model} on {args.env} canvases {mconfig.canvas_shape}: {n_params:,} parameters, "
@@ -418,10 +437,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             }
         )
         state = checkpoint_state(epoch)
-        if cluster.is_main:
-            save_checkpoint(checkpoints / "last.pt", state, config)
-            if improved:
-                save_checkpoint(checkpoints / "best.pt", state, config)
+        if cluster.is_main:  # best.pt (when improved), then last.pt: a kill between leaves them consistent
+            save_epoch(checkpoints, state, config, improved=improved)
         cluster.say(
             f"epoch {epoch}: train loss {train_loss / updates_per_epoch:.4f}, "
             f"val accuracy {result.accuracy:.4f}"
@@ -487,7 +504,4 @@ def check_swa(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (RunFolderError, CheckpointError, ValueError, RuntimeError) as error:
-        sys.exit(f"error: {error}")
+    run_main(main, errors=(RunFolderError, CheckpointError, ValueError, RuntimeError))

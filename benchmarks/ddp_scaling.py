@@ -23,8 +23,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
 from _common import machine, print_table, write_json
+
+from agents.runs import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = {
@@ -48,7 +49,7 @@ def images_per_second(module_args: list[str], *, procs: int, threads: int, args:
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
-        history = torch.load(run / "checkpoints" / "last.pt", weights_only=False)["history"]
+        history = load_checkpoint(run / "checkpoints" / "last.pt")["history"]
         return args.images / history[-1]["seconds"]
 
 

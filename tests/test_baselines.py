@@ -12,7 +12,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.runs import AVERAGE_KEY, CheckpointError, RunFolderError, inference_weights, load_checkpoint
+from agents.runs import (
+    AVERAGE_KEY,
+    CheckpointError,
+    RunFolderError,
+    inference_weights,
+    load_checkpoint,
+    save_checkpoint,
+)
 from agents.visualize import CAPTION, GAP
 from baselines import evaluate, train, visualize
 from baselines.models import (
@@ -436,9 +443,9 @@ def test_bad_input_is_refused_and_nothing_is_overwritten(tmp_path: Path) -> None
     with pytest.raises(RunFolderError, match="--env"):
         train.main(["--resume", str(tmp_path / "taken"), "--env", "GlimpseMNIST-v0"])
     last = tmp_path / "taken" / "checkpoints" / "last.pt"
-    state = torch.load(last, weights_only=False)
+    state = load_checkpoint(last)
     state["model_config"]["name"] = "self_attention"
-    torch.save(state, last)
+    save_checkpoint(last, state, state["config"])
     with pytest.raises(CheckpointError, match="another environment or model"):
         train.main(["--resume", str(tmp_path / "taken"), "--epochs", "2"])
     if not torch.cuda.is_available():

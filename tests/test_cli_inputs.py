@@ -539,21 +539,7 @@ def test_one_line_squeezes_the_white_space() -> None:
     assert len(cli.one_line("x" * 10_000)) == cli.MAX_MESSAGE
 
 
-@pytest.mark.parametrize(
-    "program",
-    [
-        pytest.param(
-            program,
-            marks=pytest.mark.xfail(
-                reason="agents.runs.parse_args uses argparse's own parser, which prints its usage first",
-                strict=False,
-            ),
-        )
-        if program.startswith(("agents", "baselines"))
-        else program
-        for program in PROGRAMS
-    ],
-)
+@pytest.mark.parametrize("program", PROGRAMS)
 def test_usage_errors_are_one_line(program: str, capsys: pytest.CaptureFixture[str]) -> None:
     argv = {"glimpse_env.evaluate": RANDOM, RECURRENT_PPO: []}.get(program, ["--checkpoint", "best.pt"])
     line = refusal(program, [*argv, "--no-such-flag"], capsys)

@@ -13,7 +13,14 @@ from agents import evaluate, ram_reinforce, visualize
 from agents.losses import ram_loss
 from agents.ram_reinforce import TrainingDiverged
 from agents.rollout import make_vector_env, play_episodes
-from agents.runs import AVERAGE_KEY, CheckpointError, RunFolderError, inference_weights, load_checkpoint
+from agents.runs import (
+    AVERAGE_KEY,
+    CheckpointError,
+    RunFolderError,
+    inference_weights,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 TINY = [
     "--episodes-per-epoch",
@@ -169,9 +176,9 @@ def test_bad_checkpoints_give_clear_errors(tmp_path: Path) -> None:
         load_checkpoint(best, expect={"env": "GlimpseMNIST-Fashion-v0"})
     # a checkpoint whose model does not match the run being resumed
     last = tmp_path / "ck" / "checkpoints" / "last.pt"
-    state = torch.load(last, weights_only=False)
+    state = load_checkpoint(last)
     state["model_config"]["hidden_size"] = 64
-    torch.save(state, last)
+    save_checkpoint(last, state, state["config"])
     with pytest.raises(CheckpointError, match="another environment or model"):
         ram_reinforce.main(["--resume", str(tmp_path / "ck"), "--epochs", "2"])
 
