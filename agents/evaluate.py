@@ -1,6 +1,7 @@
 """Evaluate a RAM checkpoint by running its policy in the environment.
 
     python -m agents.evaluate --checkpoint RUN/checkpoints/best.pt --mc-samples 10 --json out.json
+    python -m agents.evaluate --pretrained GlimpseMNIST-v0        # the shipped weights of a leaderboard row
 
 The project's one evaluation protocol (:mod:`glimpse_env.evaluation`) with the RAM as
 its policy (:class:`RAMPolicy`): every canvas of the split is played, in batches of the
@@ -13,6 +14,10 @@ run's ``--eval-episodes`` and Monte Carlo samples gives the figures of its
 ``results/test.json``. Prints a table; ``--json`` also writes the figures (``accuracy``,
 ``ci95``, ``n``, ``env_id``, ``per_class``, ``mean_locations``, ``mean_reward``, ...).
 ``python -m glimpse_env.evaluate --policy ram:CHECKPOINT`` plays the same episodes.
+
+``--pretrained ENV_ID`` plays the RAM that ships for that environment's leaderboard row
+(:func:`agents.pretrained`, digests verified) with the row's own seed, samples and batches,
+and says whether the accuracy is the row's to the last digit.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from agents.runs import (
     use_data_dir,
     write_json,
 )
+from agents.shipped import pretrained
+from agents.weights import reproduction
 from glimpse_env.cli import (
     check_data_dir,
     check_flag_int,
@@ -290,17 +297,22 @@ class EvalArgs:
 
     checkpoint: str = ""
     """path of a checkpoint written by ``python -m agents.ram_reinforce`` (e.g. RUN/checkpoints/best.pt)"""
+    pretrained: str | None = None
+    """ENV_ID: score the RAM that ships in the repository's weights/ for this environment's leaderboard row
+    instead of a checkpoint, with the row's seed, Monte Carlo samples and batches (it reproduces the row)"""
     split: str = field(default="test", metadata={"choices": ("val", "test")})
     """the split to play (every canvas of it)"""
-    mc_samples: int = 10
-    """Monte Carlo samples per canvas (0: play the mean locations once)"""
+    mc_samples: int | None = None
+    """Monte Carlo samples per canvas (0: play the mean locations once; default: 10, or the row's with
+    --pretrained)"""
     episodes: int | None = None
     """evaluate only the first N canvases of the split"""
-    batch_size: int = 1000
-    """episodes per batch"""
+    batch_size: int | None = None
+    """episodes per batch (default: 1000, or the row's with --pretrained; the location draws are seeded per
+    batch)"""
     seed: int | None = None
     """seed of the location draws (default: the checkpoint's training seed, config["seed"], as the run's own
-    test in results/test.json, so a re-score gives the run's figures)"""
+    test in results/test.json, so a re-score gives the run's figures; with --pretrained, the row's)"""
     device: str = "cpu"
     """cpu or cuda"""
     data_dir: str | None = None
@@ -317,10 +329,16 @@ def main(argv: Sequence[str] | None = None) -> EvalResult:
     Bad input is a ``ValueError`` or :class:`~agents.runs.CheckpointError` naming the flag
     or file, raised before anything is evaluated or written."""
     args = parse_args(EvalArgs, argv)
-    if not args.checkpoint:
-        sys.exit("error: --checkpoint PATH is required (a checkpoint of python -m agents.ram_reinforce)")
+    if bool(args.checkpoint) == (args.pretrained is not None):
+        sys.exit(
+            "error: give either --checkpoint PATH (a checkpoint of python -m agents.ram_reinforce) or "
+            "--pretrained ENV_ID (the RAM that ships for that environment), not both"
+        )
     _check_flags(
-        mc_samples=args.mc_samples, episodes=args.episodes, batch_size=args.batch_size, seed=args.seed
+        mc_samples=10 if args.mc_samples is None else args.mc_samples,
+        episodes=args.episodes,
+        batch_size=1000 if args.batch_size is None else args.batch_size,
+        seed=args.seed,
     )
     if args.json:
         check_output_file(args.json, "--json")
@@ -328,24 +346,49 @@ def main(argv: Sequence[str] | None = None) -> EvalResult:
     set_threads(args.threads)
     use_data_dir(args.data_dir)
     device = check_device(args.device, "--device")
-    model, config = load_model(args.checkpoint, device=device)
-    args = replace(args, seed=default_seed(config) if args.seed is None else args.seed)
-    assert args.seed is not None
+    row: dict[str, Any] = {}
+    if args.pretrained is not None:
+        shipped = pretrained(args.pretrained, device=device)
+        model, env_id, std, row = shipped.model, shipped.env_id, shipped.std, shipped.card["evaluation"]
+        if args.split == "test" and args.episodes is None:
+            args = replace(args, episodes=row.get("episodes"))
+    else:
+        model, config = load_model(args.checkpoint, device=device)
+        env_id, std = config["env"], config["std"]
+        row = {"seed": default_seed(config)}
+    args = replace(
+        args,
+        seed=row.get("seed", 0) if args.seed is None else args.seed,
+        mc_samples=row.get("mc_samples", 10) if args.mc_samples is None else args.mc_samples,
+        batch_size=row.get("batch_size", 1000) if args.batch_size is None else args.batch_size,
+    )
+    assert args.seed is not None and args.mc_samples is not None and args.batch_size is not None
     generator = torch.Generator(device=device).manual_seed(args.seed)
     result = evaluate_model(
         model,
-        config["env"],
+        env_id,
         split=args.split,
         mc_samples=args.mc_samples,
-        std=config["std"],
+        std=std,
         batch_size=args.batch_size,
         episodes=args.episodes,
         generator=generator,
     )
     print(format_table(result))
+    if args.pretrained is not None:
+        print(
+            reproduction(result.accuracy, shipped.card, same_protocol=args == replace(args, **_row_args(row)))
+        )
     if args.json:
-        write_json(args.json, {**result.as_dict(), "checkpoint": args.checkpoint, "args": asdict(args)})
+        source = {"pretrained": args.pretrained} if args.pretrained else {"checkpoint": args.checkpoint}
+        write_json(args.json, {**result.as_dict(), **source, "args": asdict(args)})
     return result
+
+
+def _row_args(row: dict[str, Any]) -> dict[str, Any]:
+    """The evaluation settings of a shipped row, as :class:`EvalArgs` fields."""
+    keys = ("seed", "mc_samples", "batch_size", "episodes")
+    return {"split": row.get("split", "test"), **{key: row.get(key) for key in keys}}
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python -m agents.visualize --checkpoint RUN/checkpoints/best.pt --out glimpses.png
     python -m agents.visualize --checkpoint RUN/checkpoints/best.pt --out glimpses.gif
+    python -m agents.visualize --pretrained GlimpseMNIST-v0 --out glimpses.png     # a shipped row
 
 The PNG is a grid: one column per test image, one row per glimpse in order, each cell the
 environment's own rendering (:func:`glimpse_env.render.draw_glimpses`: the canvas, the
@@ -129,6 +130,8 @@ class VisualizeArgs:
 
     checkpoint: str = ""
     """path of a checkpoint written by python -m agents.ram_reinforce"""
+    pretrained: str | None = None
+    """ENV_ID: draw the RAM that ships in the repository's weights/ for this environment's leaderboard row"""
     out: str = "glimpses.png"
     """output file: .png (a grid, one row per glimpse) or .gif (one frame per glimpse)"""
     count: int = 8
@@ -170,10 +173,14 @@ def main(argv: Sequence[str] | None = None) -> Path:
     from PIL import Image
 
     from agents.evaluate import default_seed, load_model
+    from agents.shipped import pretrained
 
     args = parse_args(VisualizeArgs, argv)
-    if not args.checkpoint:
-        sys.exit("error: --checkpoint PATH is required (a checkpoint of python -m agents.ram_reinforce)")
+    if bool(args.checkpoint) == (args.pretrained is not None):
+        sys.exit(
+            "error: give either --checkpoint PATH (a checkpoint of python -m agents.ram_reinforce) or "
+            "--pretrained ENV_ID (the RAM that ships for that environment), not both"
+        )
     out = check_output_file(args.out, "--out", suffixes=(".png", ".gif"), example="glimpses.png")
     check_canvases(args.count, args.first_index)
     check_flag_int(args.seed, "--seed", low=0, optional=True, hint="drop it for the training seed")
@@ -181,12 +188,17 @@ def main(argv: Sequence[str] | None = None) -> Path:
     set_threads(args.threads)
     use_data_dir(args.data_dir)
     device = check_device(args.device, "--device")
-    model, config = load_model(args.checkpoint, device=device)
-    seed = default_seed(config) if args.seed is None else args.seed
+    if args.pretrained is not None:
+        shipped = pretrained(args.pretrained, device=device)
+        model, env_id, std, own_seed = shipped.model, shipped.env_id, shipped.std, shipped.seed
+    else:
+        model, config = load_model(args.checkpoint, device=device)
+        env_id, std, own_seed = config["env"], config["std"], default_seed(config)
+    seed = own_seed if args.seed is None else args.seed
     frames, predictions, labels = trajectory_frames(
         model,
-        config["env"],
-        std=config["std"],
+        env_id,
+        std=std,
         count=args.count,
         first_index=args.first_index,
         sample=args.sample,

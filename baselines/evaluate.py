@@ -1,10 +1,14 @@
 """Evaluate a baseline checkpoint on the fixed canvases of its environment.
 
     python -m baselines.evaluate --checkpoint RUN/checkpoints/best.pt --json out.json
+    python -m baselines.evaluate --pretrained GlimpseMNIST-Fashion-v0 --model self_attention   # a shipped row
 
 Every canvas of the split (the environment's own ``val`` or ``test`` canvases, through
 :class:`glimpse_env.CanvasSource`) is classified; prints a table and, with ``--json``,
 writes ``accuracy``, ``ci95`` (Wilson, 95%), ``n``, ``env_id``, ``params``, ``per_class``.
+``--pretrained ENV_ID --model KIND`` classifies with the weights that ship for that
+environment's leaderboard row (:func:`baselines.pretrained`, digests verified) and says
+whether the accuracy is the row's to the last digit.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
 
 import torch
@@ -26,6 +30,7 @@ from agents.runs import (
     use_data_dir,
     write_json,
 )
+from agents.weights import reproduction
 from baselines.models import (
     BaselineConfig,
     SelfAttentionCNN,
@@ -34,6 +39,7 @@ from baselines.models import (
     count_parameters,
     model_from_config,
 )
+from baselines.shipped import pretrained
 from glimpse_env import CanvasBatch, CanvasSource
 from glimpse_env.cli import check_data_dir, check_flag_int, check_output_file, one_line, run_cli, set_threads
 from glimpse_env.evaluation import score_predictions
@@ -165,10 +171,15 @@ class EvalArgs:
 
     checkpoint: str = ""
     """path of a checkpoint written by python -m baselines.train (e.g. RUN/checkpoints/best.pt)"""
+    pretrained: str | None = None
+    """ENV_ID: classify with the --model that ships in the repository's weights/ for this environment's
+    leaderboard row instead of a checkpoint (it reproduces the row)"""
+    model: str | None = field(default=None, metadata={"choices": ("cnn", "self_attention")})
+    """with --pretrained: which baseline"""
     split: str = field(default="test", metadata={"choices": ("val", "test")})
     """the split to classify (every canvas of it)"""
-    batch_size: int = 1000
-    """images per batch"""
+    batch_size: int | None = None
+    """images per batch (default: 1000, or the row's with --pretrained)"""
     device: str = "cpu"
     """cpu or cuda"""
     data_dir: str | None = None
@@ -185,33 +196,41 @@ def main(argv: Sequence[str] | None = None) -> ClassifierResult:
     Bad input is a ``ValueError`` or :class:`~agents.runs.CheckpointError` naming the flag
     or file, raised before anything is evaluated or written."""
     args = parse_args(EvalArgs, argv)
-    if not args.checkpoint:
-        sys.exit("error: --checkpoint PATH is required (a checkpoint of python -m baselines.train)")
-    check_flag_int(args.batch_size, "--batch-size", low=1, hint="e.g. --batch-size 1000")
+    if bool(args.checkpoint) == (args.pretrained is not None):
+        sys.exit(
+            "error: give either --checkpoint PATH (a checkpoint of python -m baselines.train) or "
+            "--pretrained ENV_ID --model cnn|self_attention (a baseline that ships), not both"
+        )
+    if (args.model is None) == (args.pretrained is not None):
+        sys.exit("error: --model cnn|self_attention goes with --pretrained ENV_ID (and only with it)")
+    check_flag_int(args.batch_size, "--batch-size", low=1, optional=True, hint="e.g. --batch-size 1000")
     if args.json:
         check_output_file(args.json, "--json")
     check_data_dir(args.data_dir)
     set_threads(args.threads)
     use_data_dir(args.data_dir)
     device = check_device(args.device, "--device")
-    model, config = load_baseline(args.checkpoint, device=device)
-    images = load_images(
-        CanvasSource.from_id(config["env"], split=args.split, device=device), args.batch_size
+    row: dict[str, Any] = {}
+    if args.pretrained is not None:
+        assert args.model is not None
+        shipped = pretrained(args.pretrained, model=args.model, device=device)
+        model, env_id, name, row = shipped.model, shipped.env_id, args.model, shipped.card["evaluation"]
+    else:
+        model, config = load_baseline(args.checkpoint, device=device)
+        env_id, name = config["env"], config["model"]
+    args = replace(
+        args, batch_size=row.get("batch_size", 1000) if args.batch_size is None else args.batch_size
     )
-    result = evaluate_classifier(
-        model, images, batch_size=args.batch_size, env_id=config["env"], split=args.split
-    )
+    assert args.batch_size is not None
+    images = load_images(CanvasSource.from_id(env_id, split=args.split, device=device), args.batch_size)
+    result = evaluate_classifier(model, images, batch_size=args.batch_size, env_id=env_id, split=args.split)
     print(format_table(result))
+    if args.pretrained is not None:
+        as_row = args.split == row.get("split", "test") and args.batch_size == row.get("batch_size")
+        print(reproduction(result.accuracy, shipped.card, same_protocol=as_row))
     if args.json:
-        write_json(
-            args.json,
-            {
-                **result.as_dict(),
-                "model": config["model"],
-                "checkpoint": args.checkpoint,
-                "args": asdict(args),
-            },
-        )
+        source = {"pretrained": args.pretrained} if args.pretrained else {"checkpoint": args.checkpoint}
+        write_json(args.json, {**result.as_dict(), "model": name, **source, "args": asdict(args)})
     return result
 
 

@@ -3,6 +3,7 @@
     python -m glimpse_env.evaluate --env GlimpseMNIST-v0 --policy random
     python -m glimpse_env.evaluate --env GlimpseMNIST-Cluttered-v0 --policy ram:RUN/checkpoints/best.pt \\
         --mc-samples 10 --json out.json
+    python -m glimpse_env.evaluate --env GlimpseMNIST-v0 --policy ram:pretrained --json out.json
     python -m glimpse_env.evaluate --env GlimpseMNIST-v0 --policy sb3:RecurrentPPO:model.zip
 
 ``--policy`` is one of:
@@ -10,6 +11,9 @@
 - ``random``: uniformly random locations and labels (:class:`~glimpse_env.evaluation.RandomPolicy`);
 - ``ram:CHECKPOINT``: a RAM checkpoint of ``python -m agents.ram_reinforce``
   (``agents.evaluate.RAMPolicy``; the checkpoint's environment must be ``--env``);
+- ``ram:pretrained``: the RAM whose weights ship in the repository for ``--env``'s
+  leaderboard row (``agents.pretrained``), played with the row's seed and Monte Carlo
+  samples unless ``--seed`` / ``--mc-samples`` say otherwise: it reproduces the row;
 - ``sb3:ALGO:PATH``: a model saved by stable-baselines3 (``PPO``, ``A2C``, ``SAC``, ``TD3``,
   ...) or sb3-contrib (``RecurrentPPO``, ...), loaded with ``ALGO.load(PATH)`` and played
   through :class:`~glimpse_env.evaluation.SB3Policy`, its action form (flat or
@@ -66,7 +70,9 @@ from glimpse_env.vector import check_device
 
 __all__ = ["PolicySpecError", "algorithms_of_policy", "load_policy", "main", "saved_policy_class"]
 
-POLICY_FORMS = "random, ram:CHECKPOINT or sb3:ALGO:PATH"
+POLICY_FORMS = "random, ram:CHECKPOINT, ram:pretrained or sb3:ALGO:PATH"
+#: ``ram:pretrained``: the RAM whose weights ship for ``--env`` (its leaderboard row)
+PRETRAINED = "pretrained"
 
 
 class PolicySpecError(ValueError):
@@ -217,29 +223,43 @@ def _load_sb3(algorithm: str, path: str, env_id: str, *, device: torch.device, s
 
 def _load_ram(path: str, env_id: str, *, device: torch.device, sample: bool, seed: int | None) -> Policy:
     """A RAM checkpoint as a policy (``agents`` is imported here only: the package stays free of it);
-    its location draws are seeded with ``seed``, by default the checkpoint's training seed."""
+    its location draws are seeded with ``seed``, by default the checkpoint's training seed.
+    ``path`` ``pretrained`` is the RAM that ships for ``env_id`` (:func:`agents.pretrained`),
+    seeded by default as its leaderboard row; its ``mc_samples`` is the row's."""
     from agents.evaluate import RAMPolicy, default_seed, load_model
     from agents.runs import CheckpointError
 
-    try:
-        model, config = load_model(path, device=device)
-    except CheckpointError as error:
-        raise PolicySpecError(f"--policy ram:{path}: {error}") from None
-    if config.get("env") != env_id:
-        raise PolicySpecError(
-            f"the RAM checkpoint {path!r} was trained on {config.get('env')!r}, not on --env {env_id!r}: "
-            f"pass --env {config.get('env')} (a RAM plays the glimpses of its own environment)"
-        )
+    mc_samples = None
+    if path == PRETRAINED:
+        from agents.shipped import pretrained
+
+        try:
+            shipped = pretrained(env_id, device=device)
+        except ValueError as error:  # agents.weights.WeightsError
+            raise PolicySpecError(f"--policy ram:{path}: {error}") from None
+        model, std, own_seed, mc_samples = shipped.model, shipped.std, shipped.seed, shipped.mc_samples
+    else:
+        try:
+            model, config = load_model(path, device=device)
+        except CheckpointError as error:
+            raise PolicySpecError(f"--policy ram:{path}: {error}") from None
+        if config.get("env") != env_id:
+            raise PolicySpecError(
+                f"the RAM checkpoint {path!r} was trained on {config.get('env')!r}, not on --env {env_id!r}: "
+                f"pass --env {config.get('env')} (a RAM plays the glimpses of its own environment)"
+            )
+        std, own_seed = config["std"], default_seed(config)
     model.eval()
-    generator = torch.Generator(device=device).manual_seed(default_seed(config) if seed is None else seed)
+    generator = torch.Generator(device=device).manual_seed(own_seed if seed is None else seed)
     policy = RAMPolicy(
         model,
-        std=config["std"],
+        std=std,
         n_glimpses=task_config(env_id).n_glimpses,
         sample=sample,
         generator=generator,
     )
     policy.name = f"ram:{path}"
+    policy.mc_samples = mc_samples  # type: ignore[attr-defined]
     return policy
 
 
@@ -297,7 +317,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--split", default="test", choices=("val", "test"), help="the split to play")
     parser.add_argument("--episodes", type=int, default=None, help="play only the first N canvases")
-    parser.add_argument("--mc-samples", type=int, default=1, help="episodes per canvas (Monte Carlo)")
+    parser.add_argument(
+        "--mc-samples",
+        type=int,
+        default=None,
+        help="episodes per canvas (Monte Carlo; default 1, for ram:pretrained its leaderboard row's)",
+    )
     parser.add_argument("--num-envs", type=int, default=DEFAULT_NUM_ENVS, help="episodes per batch")
     parser.add_argument(
         "--seed",
@@ -330,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> EvaluationResult:
     flag or file, raised before anything is played or written."""
     args = _parser().parse_args(argv)
     check_flag_int(args.episodes, "--episodes", low=1, optional=True, hint="drop it to play every canvas")
-    check_flag_int(args.mc_samples, "--mc-samples", low=1, hint="1 plays each canvas once")
+    check_flag_int(args.mc_samples, "--mc-samples", low=1, optional=True, hint="1 plays each canvas once")
     check_flag_int(args.num_envs, "--num-envs", low=1, hint=f"e.g. --num-envs {DEFAULT_NUM_ENVS}")
     check_flag_int(args.seed, "--seed", low=0, optional=True, hint="e.g. --seed 0")
     out = None if not args.json else check_output_file(args.json, "--json")
@@ -342,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> EvaluationResult:
     if args.seed is None:  # a RAM's own seed (its training seed, which it draws with), else 0
         seed = getattr(policy, "seed", None) if args.policy.startswith("ram:") else None
         args.seed = 0 if seed is None else seed
+    if args.mc_samples is None:  # a shipped RAM's row's samples, else 1
+        args.mc_samples = getattr(policy, "mc_samples", None) or 1
     result = evaluate(
         policy,
         args.env,
