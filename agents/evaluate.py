@@ -35,9 +35,9 @@ from agents.distributed import SINGLE, Cluster, gather_objects
 from agents.ram import ModelConfig, RecurrentAttentionModel, RecurrentState, sample_locations
 from agents.runs import (
     CheckpointError,
-    inference_weights,
     load_checkpoint,
     parse_args,
+    rebuild_model,
     use_data_dir,
     write_json,
 )
@@ -47,7 +47,6 @@ from glimpse_env.cli import (
     check_data_dir,
     check_flag_int,
     check_output_file,
-    one_line,
     run_cli,
     set_threads,
 )
@@ -264,15 +263,10 @@ def load_model(
             f"{path!r} is not a RAM checkpoint (its model has no glimpse_shape); give a checkpoint written "
             f"by python -m agents.ram_reinforce"
         )
-    try:
-        model = RecurrentAttentionModel(ModelConfig.from_dict(model_config)).to(device)
-        model.load_state_dict(inference_weights(state))
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(
-            f"the RAM in {path!r} cannot be rebuilt ({type(error).__name__}: {one_line(error)}); "
-            f"was it written by another version of the package? Use a checkpoint of this version"
-        ) from None
-    return model, config
+    model = rebuild_model(
+        path, "RAM", lambda: RecurrentAttentionModel(ModelConfig.from_dict(model_config)), state
+    )
+    return model.to(device), config
 
 
 def default_seed(config: dict[str, Any]) -> int:

@@ -66,7 +66,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 
 from agents.distributed import Cluster, gather_objects
-from glimpse_env.cli import ArgumentParser
+from glimpse_env.cli import ArgumentParser, one_line
 
 __all__ = [
     "AVERAGE_KEY",
@@ -96,6 +96,7 @@ __all__ = [
     "own_streams",
     "parse_args",
     "rank_streams",
+    "rebuild_model",
     "record_resume",
     "restore_average",
     "restore_torch_rng",
@@ -511,6 +512,25 @@ def evaluated_model(model: M, average: AveragedModel | None) -> M:
     (see :func:`weight_average` and :func:`epoch_average`) once it holds weights, else
     ``model`` itself. Ask again after an update: an epoch average starts empty."""
     return typing.cast(M, average.module) if averaging(average) else model
+
+
+def rebuild_model(
+    path: str | os.PathLike[str], what: str, build: Callable[[], M], state: Mapping[str, Any]
+) -> M:
+    """``build()`` with checkpoint ``state``'s inference weights (:func:`inference_weights`) loaded.
+
+    A configuration or weights the model cannot take (a checkpoint of another version of the
+    package) is a :class:`CheckpointError` naming ``what`` (e.g. ``"RAM"``) and ``path``.
+    """
+    try:
+        model = build()
+        model.load_state_dict(inference_weights(state))
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(
+            f"the {what} in {str(path)!r} cannot be rebuilt ({type(error).__name__}: {one_line(error)}); "
+            f"was it written by another version of the package? Use a checkpoint of this version"
+        ) from None
+    return model
 
 
 def inference_weights(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -24,9 +24,9 @@ import torch
 from agents.distributed import SINGLE, Cluster, gather_objects
 from agents.runs import (
     CheckpointError,
-    inference_weights,
     load_checkpoint,
     parse_args,
+    rebuild_model,
     use_data_dir,
     write_json,
 )
@@ -41,7 +41,7 @@ from baselines.models import (
 )
 from baselines.shipped import pretrained
 from glimpse_env import CanvasBatch, CanvasSource
-from glimpse_env.cli import check_data_dir, check_flag_int, check_output_file, one_line, run_cli, set_threads
+from glimpse_env.cli import check_data_dir, check_flag_int, check_output_file, run_cli, set_threads
 from glimpse_env.evaluation import score_predictions
 from glimpse_env.vector import check_device
 
@@ -140,14 +140,9 @@ def load_baseline(
             f"{path!r} is not a baseline checkpoint (no baseline model in it); baselines.evaluate reads "
             f"checkpoints of python -m baselines.train (agents.evaluate reads the RAM's)"
         )
-    try:
-        model = model_from_config(BaselineConfig.from_dict(model_config))
-        model.load_state_dict(inference_weights(state))
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(
-            f"the baseline in {path!r} cannot be rebuilt ({type(error).__name__}: {one_line(error)}); "
-            f"was it written by another version of the package? Use a checkpoint of this version"
-        ) from None
+    model = rebuild_model(
+        path, "baseline", lambda: model_from_config(BaselineConfig.from_dict(model_config)), state
+    )
     return model.to(device), state["config"]
 
 
