@@ -1,6 +1,6 @@
 """The leaderboard: one table per environment, every agent scored by the evaluation protocol.
 
-    python benchmarks/leaderboard.py [--results results] [--commands]
+    python benchmarks/leaderboard.py [--results results] [--commands | --headline]
 
 Reads the JSON files the programs wrote under ``results/`` (nothing is typed in by hand):
 
@@ -9,7 +9,8 @@ Reads the JSON files the programs wrote under ``results/`` (nothing is typed in 
 - RecurrentPPO: ``results/rppo/<run>/test.json``, from ``examples/recurrent_ppo.py`` (the
   deterministic policy, scored on the whole test split at the end of the run); for each
   environment and action form the run with the best ``val_accuracy``;
-- RAM: the runs of :data:`RAM_RUNS` (the README's RAM table's best by ``val``), scored by
+- RAM: the runs of :data:`RAM_RUNS` (the best by ``val`` of the RAM table,
+  ``docs/results/ram.md``), scored by
   ``python -m agents.evaluate`` or at the end of ``python -m agents.ram_reinforce``;
 - the CNN and self-attention baselines: for each environment and model the fresh-canvas run
   with the best ``val_accuracy`` under ``results/baselines/`` (as
@@ -17,11 +18,17 @@ Reads the JSON files the programs wrote under ``results/`` (nothing is typed in 
   full-image references, not glimpse agents.
 
 Every accuracy is on the whole test split (10,000 canvases) with its 95% Wilson interval.
+``--headline`` prints one table instead: for every registered environment, the test accuracy
+of the RAM, the CNN, the self-attention model, the best RecurrentPPO (by ``val``) and the
+random policy (the README's headline table; "not yet run" where no result is kept). The docs
+build (``docs/gen_pages.py``) puts this script's output into the site.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import re
 import sys
@@ -31,12 +38,19 @@ from typing import Any, NamedTuple
 import gymnasium as gym
 
 import glimpse_env  # noqa: F401  (registers the environments)
+from glimpse_env.registration import ENV_SPECS
 from glimpse_env.task import TaskConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baseline_results import best_by_val, load_runs, print_table
 
 ENVS = ("GlimpseMNIST-v0", "GlimpseMNIST-Cluttered-v0", "GlimpseMNIST-Fashion-v0")
+#: the columns of the full tables (``--commands`` adds ``command``)
+COLUMNS = ["agent", "test accuracy (95% CI)", "M", "glimpses", "params", "training"]
+#: the columns of ``--headline``
+HEADLINE_COLUMNS = ["env", "RAM", "CNN", "self-attention", "best RecurrentPPO", "random"]
+#: a headline cell without a kept result
+NOT_RUN = "not yet run"
 
 
 def glimpses(env_id: str) -> str:
@@ -55,7 +69,7 @@ class RamRun(NamedTuple):
     command: str
 
 
-#: The RAM rows, one per environment: the best by ``val`` of the README's RAM table.
+#: The RAM rows, one per environment: the best by ``val`` of the RAM table (docs/results/ram.md).
 RAM_RUNS = {
     "GlimpseMNIST-v0": RamRun(
         "ram-mnist-rnn-rand",
@@ -111,15 +125,20 @@ def random_row(results: Path, env_id: str) -> dict | None:
     )
 
 
-def rppo_rows(results: Path, env_id: str) -> list[dict]:
+def rppo_runs(results: Path, env_id: str) -> list[dict]:
+    """The RecurrentPPO runs of ``env_id``: for each action form, the one with the best val."""
     runs = []
     for path in sorted((results / "rppo").glob("*/test.json")):
         result = json.loads(path.read_text())
         if result["env_id"] == env_id:
             action = result["hyperparameters"]["action"]
             runs.append({"action": action, "val": result["val_accuracy"], "result": result})
+    return best_by_val(runs, fields=("action",))
+
+
+def rppo_rows(results: Path, env_id: str) -> list[dict]:
     rows = []
-    for run in best_by_val(runs, fields=("action",)):
+    for run in rppo_runs(results, env_id):
         action, result = run["action"], run["result"]
         budget = f"{result['steps'] / 1e6:.2f}M steps, {result['train_seconds'] / 60:.0f} min (CPU)"
         rows.append(
@@ -182,7 +201,7 @@ def baseline_rows(results: Path, env_id: str) -> list[dict]:
 
 
 def leaderboard(results: Path) -> dict[str, list[dict]]:
-    """For each environment of :data:`ENVS`, its rows in the README's order."""
+    """For each environment of :data:`ENVS`, its rows in the leaderboard's order."""
     tables = {}
     for env_id in ENVS:
         rows = [random_row(results, env_id), *rppo_rows(results, env_id), ram_row(results, env_id)]
@@ -190,17 +209,71 @@ def leaderboard(results: Path) -> dict[str, list[dict]]:
     return tables
 
 
+def table(rows: list[dict], columns: list[str]) -> str:
+    """``rows`` as the markdown table :func:`baseline_results.print_table` prints."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        print_table(rows, columns)
+    return out.getvalue()
+
+
+def markdown(results: Path, *, commands: bool = False, level: int = 4) -> str:
+    """The leaderboard as markdown: a heading of ``level`` per environment, then its table."""
+    columns = COLUMNS + (["command"] if commands else [])
+    parts = []
+    for env_id, rows in leaderboard(results).items():
+        parts.append(f"\n{'#' * level} `{env_id}`\n\n")
+        parts.append(table([{**row, "command": f"`{row['command']}`"} for row in rows], columns))
+    return "".join(parts)
+
+
+def _accuracy_only(row: dict | None) -> str:
+    return row["test accuracy (95% CI)"].split()[0] if row else NOT_RUN
+
+
+def headline(results: Path, env_ids: tuple[str, ...] | None = None) -> list[dict[str, str]]:
+    """One row per environment (default: every registered id): the test accuracy of each
+    agent's leaderboard row, and of the RecurrentPPO action form with the best val."""
+    rows = []
+    for env_id in env_ids or tuple(spec.env_id for spec in ENV_SPECS):
+        baselines = {row["agent"]: row for row in baseline_rows(results, env_id)}
+        runs = rppo_runs(results, env_id)
+        if runs:
+            best = max(runs, key=lambda run: run["val"])  # the first of equals
+            rppo = f"{best['result']['accuracy']:.4f} ({best['action']})"
+        else:
+            rppo = NOT_RUN
+        rows.append(
+            {
+                "env": f"`{env_id}`",
+                "RAM": _accuracy_only(ram_row(results, env_id)),
+                "CNN": _accuracy_only(baselines.get("CNN")),
+                "self-attention": _accuracy_only(baselines.get("CNN + self-attention")),
+                "best RecurrentPPO": rppo,
+                "random": _accuracy_only(random_row(results, env_id)),
+            }
+        )
+    return rows
+
+
+def headline_markdown(results: Path) -> str:
+    """The ``--headline`` table, as printed."""
+    return table(headline(results), HEADLINE_COLUMNS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", default=str(Path(__file__).resolve().parents[1] / "results"))
-    parser.add_argument("--commands", action="store_true", help="a command column in the tables")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--commands", action="store_true", help="a command column in the tables")
+    output.add_argument(
+        "--headline", action="store_true", help="one table: each environment's accuracy per agent"
+    )
     args = parser.parse_args()
-    columns = ["agent", "test accuracy (95% CI)", "M", "glimpses", "params", "training"]
-    if args.commands:
-        columns.append("command")
-    for env_id, rows in leaderboard(Path(args.results)).items():
-        print(f"\n#### `{env_id}`\n")
-        print_table([{**row, "command": f"`{row['command']}`"} for row in rows], columns)
+    if args.headline:
+        print(headline_markdown(Path(args.results)), end="")
+        return
+    print(markdown(Path(args.results), commands=args.commands), end="")
 
 
 if __name__ == "__main__":

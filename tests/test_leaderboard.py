@@ -105,8 +105,38 @@ def test_rows_come_from_the_files_and_are_chosen_on_val(tmp_path):
     assert by_agent["random policy"]["glimpses"] == "6 x one 8x8 scale"
 
 
-def test_the_committed_leaderboard_has_every_row_the_readme_shows():
-    tables = load_leaderboard().leaderboard(ROOT / "results")
+def test_the_headline_gives_each_agent_per_environment(tmp_path):
+    board = load_leaderboard()
+    results = tmp_path / "results"
+    write(
+        results / "random" / "GlimpseMNIST-v0.json", {"accuracy": 0.1, "ci95": [0.09, 0.11], "mc_samples": 1}
+    )
+    write(results / "rppo" / "a" / "test.json", rppo_result(action="multidiscrete", val=0.85, test=0.70))
+    write(results / "rppo" / "b" / "test.json", rppo_result(action="flat", val=0.5, test=0.9))
+    write(results / "baselines" / "cnn" / "test.json", baseline_result(model="cnn", val=0.99, test=0.98))
+    rows = {row["env"]: row for row in board.headline(results)}
+    assert list(rows) == [f"`{spec.env_id}`" for spec in board.ENV_SPECS]
+    assert rows["`GlimpseMNIST-v0`"] == {
+        "env": "`GlimpseMNIST-v0`",
+        "RAM": "not yet run",
+        "CNN": "0.9800",
+        "self-attention": "not yet run",
+        "best RecurrentPPO": "0.7000 (multidiscrete)",  # the best val, not the best test
+        "random": "0.1000",
+    }
+    assert set(rows["`GlimpseMNIST-Cluttered100-v0`"].values()) == {
+        "`GlimpseMNIST-Cluttered100-v0`",
+        "not yet run",
+    }
+    assert board.headline_markdown(results).startswith("| env | RAM | CNN | self-attention |")
+
+
+def committed_tables() -> dict[str, list[dict]]:
+    return load_leaderboard().leaderboard(ROOT / "results")
+
+
+def test_the_committed_leaderboard_has_every_agent():
+    tables = committed_tables()
     for env_id in ("GlimpseMNIST-v0", "GlimpseMNIST-Cluttered-v0"):
         agents = [row["agent"] for row in tables[env_id]]
         assert agents[0] == "random policy" and "CNN" in agents and "CNN + self-attention" in agents
@@ -114,7 +144,30 @@ def test_the_committed_leaderboard_has_every_row_the_readme_shows():
         assert any(agent.startswith("RAM") for agent in agents)
         for row in tables[env_id]:
             assert row["command"], row
+
+
+def test_the_readme_headline_is_the_scripts_output():
     readme = (ROOT / "README.md").read_text()
-    for rows in tables.values():
-        for row in rows:  # the README's leaderboard is this script's output
-            assert f"| {row['agent']} | {row['test accuracy (95% CI)']} |" in readme, row["agent"]
+    start = "<!-- headline: python benchmarks/leaderboard.py --headline -->\n"
+    assert start in readme and "<!-- /headline -->" in readme
+    shown = readme.split(start, 1)[1].split("<!-- /headline -->", 1)[0]
+    assert shown == load_leaderboard().headline_markdown(ROOT / "results")
+
+
+def test_the_hand_written_results_pages_hold_every_leaderboard_row():
+    """The docs site's leaderboard is the script's output (docs/gen_pages.py puts it in); the
+    tables moved from the README must show each of its rows' accuracies, and the RAM and
+    RecurrentPPO tables its commands."""
+    pages = {
+        kind: (ROOT / "docs" / "results" / f"{kind}.md").read_text() for kind in ("ram", "baselines", "rppo")
+    }
+    for env_id, rows in committed_tables().items():
+        for row in rows:
+            accuracy = row["test accuracy (95% CI)"]
+            if row["agent"].startswith("RAM"):
+                assert f"**{accuracy.split()[0]}**" in pages["ram"], (env_id, row["agent"])
+                assert f"`{row['command']}`" in pages["ram"], (env_id, row["agent"])
+            elif row["agent"].startswith("RecurrentPPO"):
+                assert f"| {accuracy} | `{row['command']}` |" in pages["rppo"], (env_id, row["agent"])
+            elif row["agent"].startswith("CNN"):
+                assert f"**{accuracy.split()[0]}**" in pages["baselines"], (env_id, row["agent"])
