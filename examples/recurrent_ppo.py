@@ -38,16 +38,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from sb3_contrib import RecurrentPPO
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.utils import get_linear_fn
-from stable_baselines3.common.vec_env import VecMonitor
 
 from glimpse_env.cli import ArgumentParser, check_flag_int, check_flag_real, run_cli
 from glimpse_env.evaluation import EvaluationResult, SB3Policy
 from glimpse_env.evaluation import evaluate as evaluate_policy
+from glimpse_env.extras import MissingExtraError, require_sb3
 from glimpse_env.registration import ENV_SPECS
-from glimpse_env.wrappers import ACTION_KINDS, DEFAULT_GRID, MIN_GRID, SB3VecEnv, check_grid
+from glimpse_env.wrappers import ACTION_KINDS, DEFAULT_GRID, MIN_GRID, check_grid
+
+try:  # the sb3 extra: without it, one line that says how to install it (no traceback)
+    require_sb3("examples/recurrent_ppo.py")
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.utils import get_linear_fn
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from glimpse_env.wrappers import SB3VecEnv
+except MissingExtraError as missing:
+    sys.exit(f"error: {missing}")
 
 #: how the run folder's settings name this script (the mark of its run folders)
 PROGRAM = "examples/recurrent_ppo.py"

@@ -29,6 +29,8 @@ from typing import NoReturn
 
 import torch
 
+from glimpse_env.extras import MissingExtraError
+
 __all__ = [
     "ArgumentParser",
     "check_data_dir",
@@ -66,13 +68,16 @@ def run_cli(
     """Run a program's ``main(argv)``; bad input ends it with one line, ``error: MESSAGE``,
     on stderr and exit status 1.
 
-    The errors reported so are :data:`INPUT_ERRORS` (``ValueError``, ``OSError``) and the
-    program's own ``errors`` (e.g. ``agents.runs.CheckpointError``); any other exception
-    is a bug and keeps its traceback.
+    The errors reported so are :data:`INPUT_ERRORS` (``ValueError``, ``OSError``), a
+    missing optional dependency (:class:`~glimpse_env.extras.MissingExtraError`, whose
+    message names the ``pip install`` that fixes it) and the program's own ``errors``
+    (e.g. ``agents.runs.CheckpointError``); any other exception is a bug and keeps its
+    traceback.
     """
+    reported: tuple[type[BaseException], ...] = (*INPUT_ERRORS, MissingExtraError, *errors)
     try:
         main(argv)
-    except (*INPUT_ERRORS, *errors) as error:
+    except reported as error:
         sys.exit(f"error: {one_line(error)}")
 
 

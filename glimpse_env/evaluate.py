@@ -65,6 +65,7 @@ from glimpse_env.evaluation import (
     format_table,
     task_config,
 )
+from glimpse_env.extras import require_sb3
 from glimpse_env.registration import ENV_SPECS
 from glimpse_env.vector import check_device
 
@@ -81,7 +82,9 @@ class PolicySpecError(ValueError):
 
 
 def _algorithms() -> dict[str, Any]:
-    """The SB3 and sb3-contrib algorithm classes by name."""
+    """The SB3 and sb3-contrib algorithm classes by name (a
+    :class:`~glimpse_env.extras.MissingExtraError` without the ``sb3`` extra)."""
+    require_sb3("--policy sb3:ALGO:PATH")
     import sb3_contrib
     import stable_baselines3
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -96,7 +99,9 @@ def _algorithms() -> dict[str, Any]:
 
 
 def _sb3_algorithm(name: str) -> Any:
-    """The SB3 / sb3-contrib algorithm class called ``name``, or a :class:`PolicySpecError`."""
+    """The SB3 / sb3-contrib algorithm class called ``name``, or a :class:`PolicySpecError`
+    (a :class:`~glimpse_env.extras.MissingExtraError` without the ``sb3`` extra)."""
+    require_sb3("--policy sb3:ALGO:PATH")
     import sb3_contrib
     import stable_baselines3
 
@@ -284,8 +289,10 @@ def load_policy(
             play their means / modes (default for SB3 models: ``deterministic=True``).
 
     Raises :class:`PolicySpecError` (a ``ValueError``) for a spec that cannot be loaded,
-    e.g. an SB3 zip saved by another algorithm than the spec's. SB3 zips are pickle-based:
-    load only files from trusted sources.
+    e.g. an SB3 zip saved by another algorithm than the spec's, and
+    :class:`~glimpse_env.extras.MissingExtraError` (an ``ImportError``) for ``sb3:`` without
+    stable-baselines3 and sb3-contrib (``pip install 'glimpse-mnist[sb3]'``). SB3 zips are
+    pickle-based: load only files from trusted sources.
     """
     kind, _, rest = spec.partition(":")
     device = check_device(device)
