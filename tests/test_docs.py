@@ -146,6 +146,20 @@ def test_the_results_page_gets_the_leaderboard():
             assert f"| {row['agent']} | {row['test accuracy (95% CI)']} |" in page
 
 
+def test_the_results_pages_get_their_runs_tables():
+    """docs/results/{ram,baselines,rppo}.md hold a marker and a note that the table is on the
+    site; the build puts the table of benchmarks/results_tables.py in place of the marker."""
+    gen = load_gen_pages()
+    tables = gen.load_benchmark("results_tables")
+    for name, path in gen.RUNS_PAGES.items():
+        template = (DOCS / path).read_text()
+        assert f"{gen.RUNS_MARKER}{name} -->\n" in template, path
+        assert "the table is on the documentation site" in template.replace("\n", " "), path
+        page = gen.runs_table_page(template, tables)
+        assert gen.RUNS_MARKER not in page
+        assert tables.TABLES[name](gen.RESULTS) in page
+
+
 @pytest.mark.slow
 def test_the_site_builds_in_strict_mode(tmp_path):
     pytest.importorskip("mkdocs")  # installed by the dev and docs extras, as in CI
