@@ -42,11 +42,15 @@ from glimpse_env.registration import ENV_SPECS
 from glimpse_env.task import TaskConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import bounded_command, how_it_ended
 from baseline_results import best_by_val, load_runs, print_table
 
-ENVS = ("GlimpseMNIST-v0", "GlimpseMNIST-Cluttered-v0", "GlimpseMNIST-Fashion-v0")
+from agents.weights import shipped
+
+#: every registered id, in the registration's order
+ENVS = tuple(spec.env_id for spec in ENV_SPECS)
 #: the columns of the full tables (``--commands`` adds ``command``)
-COLUMNS = ["agent", "test accuracy (95% CI)", "M", "glimpses", "params", "training"]
+COLUMNS = ["agent", "test accuracy (95% CI)", "M", "glimpses", "params", "training", "weights"]
 #: the columns of ``--headline``
 HEADLINE_COLUMNS = ["env", "RAM", "CNN", "self-attention", "best RecurrentPPO", "random"]
 #: a headline cell without a kept result
@@ -100,7 +104,14 @@ def _accuracy(result: dict[str, Any]) -> str:
 
 
 def _row(
-    agent: str, result: dict[str, Any], *, glimpses: str, params: str, budget: str, command: str
+    agent: str,
+    result: dict[str, Any],
+    *,
+    glimpses: str,
+    params: str,
+    budget: str,
+    command: str,
+    weights: str = "",
 ) -> dict:
     return {
         "agent": agent,
@@ -110,7 +121,28 @@ def _row(
         "params": params,
         "training": budget,
         "command": command,
+        "weights": weights or "not shipped",
     }
+
+
+def shipped_runs(results: Path) -> dict[tuple[str, str], str]:
+    """``(env_id, kind) -> `` the folder under ``results/`` of each row whose weights ship
+    (the ``weights/`` folder beside ``results``; see :mod:`agents.weights`): the
+    leaderboard's row for that agent."""
+    root = results.parent / "weights"
+    runs = {}
+    for env_id, kind in shipped(root):
+        card = json.loads((root / env_id / f"{kind}.json").read_text())
+        runs[env_id, kind] = card["results"]
+    return runs
+
+
+#: how a shipped row is scored from its weights, per kind
+PRETRAINED_COMMAND = {
+    "ram": "python -m agents.evaluate --pretrained {env}",
+    "cnn": "python -m baselines.evaluate --pretrained {env} --model cnn",
+    "self_attention": "python -m baselines.evaluate --pretrained {env} --model self_attention",
+}
 
 
 def random_row(results: Path, env_id: str) -> dict | None:
@@ -147,54 +179,89 @@ def rppo_rows(results: Path, env_id: str) -> list[dict]:
                 result,
                 glimpses=glimpses(env_id),
                 params=f"{result['params']:,}",
-                budget=budget,
-                command=result["command"],
+                budget=_ended(budget, result),
+                command=bounded_command(result),
             )
         )
     return rows
 
 
-def ram_row(results: Path, env_id: str) -> dict | None:
+def _ended(budget: str, result: dict[str, Any]) -> str:
+    """``budget``, with how the kept run ended where that was not by itself (its command is then
+    the one that trains it to where it ended: :func:`_common.bounded_command`)."""
+    ended = how_it_ended(result)
+    return budget if ended in ("budget", "early stop") else f"{budget}; kept run: {ended}"
+
+
+def _ram_result(results: Path, env_id: str, shipped_folder: str | None) -> tuple[Path, dict] | None:
+    """The RAM row's folder and result: the shipped row's, else :data:`RAM_RUNS`'s."""
+    if shipped_folder is not None:
+        folder = results.parent / shipped_folder
+        return folder, json.loads((folder / "test.json").read_text())
     spec = RAM_RUNS.get(env_id)
     if spec is None or not (results / "ram" / spec.run / spec.result).is_file():
         return None
     folder = results / "ram" / spec.run
     result = json.loads((folder / spec.result).read_text())
-    result = result.get("test_mc10", result)  # the training script's own test holds M=1 and M=10
-    log = (folder / "train.log").read_text().splitlines()
-    epochs = [m for m in map(_EPOCH.match, log) if m]
-    params = next((m.group(1) for m in map(_PARAMS.search, log) if m), "?")
-    seconds = sum(float(m.group(2)) for m in epochs)
-    config = json.loads((folder / "config.json").read_text())
+    if "epochs" not in result:  # scored by agents.evaluate: what the run did is in its log
+        log = (folder / "train.log").read_text().splitlines()
+        epochs = [m for m in map(_EPOCH.match, log) if m]
+        best = [int(m.group(1)) for m in epochs if "(best)" in m.string]
+        result = {
+            **result,
+            "epochs": len(epochs),
+            "best_epoch": best[-1] if best else None,
+            "train_seconds": sum(float(m.group(2)) for m in epochs),
+            "params": int(next((m.group(1) for m in map(_PARAMS.search, log) if m), "0").replace(",", "")),
+            "config": json.loads((folder / "config.json").read_text()),
+            "command": spec.command,
+        }
+    return folder, result
+
+
+def ram_row(results: Path, env_id: str) -> dict | None:
+    shipped_folder = shipped_runs(results).get((env_id, "ram"))
+    found = _ram_result(results, env_id, shipped_folder)
+    if found is None:
+        return None
+    _, result = found
+    config = result["config"]
     device = "CPU" if config.get("device", "cpu") == "cpu" else "H200"
-    budget = f"{len(epochs)} epochs, {seconds / 60:.0f} min ({device})"
+    budget = f"{result['epochs']} epochs, {result['train_seconds'] / 60:.0f} min ({device})"
     return _row(
         f"RAM ({config['core']} core)",
-        result,
+        result.get("test_mc10", result),  # the training script's own test holds M=1 and M=10
         glimpses=glimpses(env_id),
-        params=params,
-        budget=budget,
-        command=spec.command,
+        params=f"{result['params']:,}",
+        budget=_ended(budget, result),
+        command=bounded_command(result),
+        weights=PRETRAINED_COMMAND["ram"].format(env=env_id) if shipped_folder else "",
     )
 
 
 def baseline_rows(results: Path, env_id: str) -> list[dict]:
+    """The CNN's and the self-attention model's rows: the shipped run where one ships, else the
+    fresh-canvas run with the best val."""
+    ships = shipped_runs(results)
     rows = []
     for run in best_by_val(load_runs(results / "baselines")):
         if run["env"] != env_id or run["protocol"] != "fresh":
             continue
-        result = json.loads((results / "baselines" / run["run"] / "test.json").read_text())
+        shipped_folder = ships.get((env_id, run["model"]))
+        folder = results.parent / shipped_folder if shipped_folder else results / "baselines" / run["run"]
+        result = json.loads((folder / "test.json").read_text())
         name = {"cnn": "CNN", "self_attention": "CNN + self-attention"}[run["model"]]
-        device = "H200" if run["device"] != "cpu" else "CPU"
+        device = "H200" if result.get("device", "cpu") != "cpu" else "CPU"
         budget = f"{result['epochs']} epochs, {result['train_seconds'] / 60:.0f} min ({device})"
         rows.append(
             _row(
                 name,
                 result,
                 glimpses="whole canvas",
-                params=run["params"],
-                budget=budget,
-                command=run["command"],
+                params=f"{result['params']:,}",
+                budget=_ended(budget, result),
+                command=bounded_command(result),
+                weights=PRETRAINED_COMMAND[run["model"]].format(env=env_id) if shipped_folder else "",
             )
         )
     return rows
@@ -204,8 +271,10 @@ def leaderboard(results: Path) -> dict[str, list[dict]]:
     """For each environment of :data:`ENVS`, its rows in the leaderboard's order."""
     tables = {}
     for env_id in ENVS:
-        rows = [random_row(results, env_id), *rppo_rows(results, env_id), ram_row(results, env_id)]
-        tables[env_id] = [row for row in rows if row is not None] + baseline_rows(results, env_id)
+        found = [random_row(results, env_id), *rppo_rows(results, env_id), ram_row(results, env_id)]
+        rows = [row for row in found if row is not None] + baseline_rows(results, env_id)
+        if rows:
+            tables[env_id] = rows
     return tables
 
 
@@ -223,8 +292,13 @@ def markdown(results: Path, *, commands: bool = False, level: int = 4) -> str:
     parts = []
     for env_id, rows in leaderboard(results).items():
         parts.append(f"\n{'#' * level} `{env_id}`\n\n")
-        parts.append(table([{**row, "command": f"`{row['command']}`"} for row in rows], columns))
+        quoted = [{**row, "command": f"`{row['command']}`", "weights": _code(row["weights"])} for row in rows]
+        parts.append(table(quoted, columns))
     return "".join(parts)
+
+
+def _code(text: str) -> str:
+    return f"`{text}`" if text.startswith("python") else text
 
 
 def _accuracy_only(row: dict | None) -> str:

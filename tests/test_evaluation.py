@@ -399,7 +399,8 @@ def test_cli_plays_a_saved_sb3_model(tmp_path: Path) -> None:
 
 
 def test_cli_refuses_bad_policies(tmp_path: Path) -> None:
-    with pytest.raises(cli.PolicySpecError, match="is not one of random, ram:CHECKPOINT or sb3:ALGO:PATH"):
+    forms = "is not one of random, ram:CHECKPOINT, ram:pretrained or sb3:ALGO:PATH"
+    with pytest.raises(cli.PolicySpecError, match=forms):
         cli.main(["--env", MNIST, "--policy", "greedy"])
     with pytest.raises(cli.PolicySpecError, match="is not one of"):
         cli.main(["--env", MNIST, "--policy", "sb3:PPO"])

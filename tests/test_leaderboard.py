@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
+import shlex
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,20 +159,278 @@ def test_the_readme_headline_is_the_scripts_output():
     assert shown == load_leaderboard().headline_markdown(ROOT / "results")
 
 
-def test_the_hand_written_results_pages_hold_every_leaderboard_row():
-    """The docs site's leaderboard is the script's output (docs/gen_pages.py puts it in); the
-    tables moved from the README must show each of its rows' accuracies, and the RAM and
-    RecurrentPPO tables its commands."""
-    pages = {
-        kind: (ROOT / "docs" / "results" / f"{kind}.md").read_text() for kind in ("ram", "baselines", "rppo")
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` as a module (the folder is not a package; its scripts import one
+    another by name)."""
+    folder = str(ROOT / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(f"_test_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def same_command(a: str, b: str) -> bool:
+    """Whether two command lines are the same: equal, or one trainer given the same settings."""
+    if a == b:
+        return True
+    common = load_benchmark("_common")
+    words_a, words_b = shlex.split(a), shlex.split(b)
+    program = words_a[2] if words_a[:2] == ["python", "-m"] else None
+    if program not in common.TRAINERS or words_b[:3] != words_a[:3]:
+        return False
+    from agents.runs import parse_args
+
+    args = common.trainer_args(program)
+    return parse_args(args, words_a[3:]) == parse_args(args, words_b[3:])
+
+
+def test_the_generated_runs_tables_hold_every_leaderboard_row():
+    """The results pages' runs tables (benchmarks/results_tables.py, put in by docs/gen_pages.py)
+    hold every leaderboard row: its accuracy and its command (the RAM's rebuilt from the run's
+    config may give the same settings in another order)."""
+    tables = load_benchmark("results_tables")
+    results = ROOT / "results"
+    kinds = {
+        "ram": (tables.ram_rows(results), tables.ram_table(results), "test M=10"),
+        "baselines": (tables.baseline_rows(results), tables.baseline_table(results), "test"),
+        "rppo": (tables.rppo_rows(results), tables.rppo_table(results), "test (95% CI)"),
     }
+    checked = 0
     for env_id, rows in committed_tables().items():
         for row in rows:
-            accuracy = row["test accuracy (95% CI)"]
-            if row["agent"].startswith("RAM"):
-                assert f"**{accuracy.split()[0]}**" in pages["ram"], (env_id, row["agent"])
-                assert f"`{row['command']}`" in pages["ram"], (env_id, row["agent"])
-            elif row["agent"].startswith("RecurrentPPO"):
-                assert f"| {accuracy} | `{row['command']}` |" in pages["rppo"], (env_id, row["agent"])
-            elif row["agent"].startswith("CNN"):
-                assert f"**{accuracy.split()[0]}**" in pages["baselines"], (env_id, row["agent"])
+            agent = row["agent"]
+            if agent == "random policy":
+                continue
+            kind = "ram" if agent.startswith("RAM") else "baselines"
+            kind = "rppo" if agent.startswith("RecurrentPPO") else kind
+            table_rows, markdown, column = kinds[kind]
+            accuracy = row["test accuracy (95% CI)"].split()[0]
+            matches = [
+                r
+                for r in table_rows
+                if r["env_id"] == env_id
+                and (f"{r[column]:.4f}" if isinstance(r[column], float) else r[column]).startswith(accuracy)
+                and same_command(r["command"].strip("`"), row["command"])
+            ]
+            assert matches, (env_id, agent, row["command"])
+            assert f"`{matches[0]['command'].strip('`')}`" in markdown and accuracy in markdown
+            checked += 1
+    assert checked >= 10
+
+
+def test_no_generated_command_has_a_time_limit_a_resume_or_a_chain():
+    tables = load_benchmark("results_tables")
+    results = ROOT / "results"
+    rows = [*tables.ram_rows(results), *tables.baseline_rows(results), *tables.rppo_rows(results)]
+    assert len(rows) > 100
+    for row in rows:
+        command = row["command"]
+        if not command.startswith("`"):
+            assert command.startswith("not reproducible from one command ("), row
+            continue
+        words = shlex.split(command.strip("`"))
+        assert "--time-limit" not in words and "--resume" not in words and "&&" not in command, row
+        assert words[:2] in (["python", "-m"], ["python", "examples/recurrent_ppo.py"]), row
+
+
+# ---------------------------------------------------------------- bounded commands
+
+
+def plateau_result(*, epochs: int, best: int, command: str, **config) -> dict:
+    """A test.json of a run that reached ``epochs`` (its best: ``best``); ``config`` over a
+    plateau schedule of 100 epochs at most, patience 10 (``budget`` sets the config's epochs)."""
+    settings = {"epochs": 100, "patience": 10, "lr_schedule": "plateau", "time_limit": None, **config}
+    settings["epochs"] = settings.pop("budget", settings["epochs"])
+    return {"epochs": epochs, "best_epoch": best, "command": command, "config": settings}
+
+
+def test_a_time_limited_plateau_run_gets_the_epochs_it_reached():
+    common = load_benchmark("_common")
+    result = plateau_result(
+        epochs=42,
+        best=40,
+        command="python -m baselines.train --model cnn --epochs 100 --time-limit 30 --run-dir runs/x",
+        time_limit=30.0,
+    )
+    assert common.how_it_ended(result) == "time limit"
+    assert common.not_reproducible(result) is None
+    assert (
+        common.bounded_command(result) == "python -m baselines.train --model cnn --epochs 42 --run-dir runs/x"
+    )
+    # without --epochs in the command, the budget is appended
+    result["command"] = "python -m baselines.train --time-limit=30 --model cnn"
+    assert common.bounded_command(result) == "python -m baselines.train --model cnn --epochs 42"
+
+
+def test_an_early_stopped_run_keeps_its_command_without_the_time_limit():
+    common = load_benchmark("_common")
+    result = plateau_result(
+        epochs=42,
+        best=32,
+        command="python -m baselines.train --model cnn --time-limit 90 --patience 10 --epochs 100",
+        time_limit=90.0,
+    )
+    assert common.how_it_ended(result) == "early stop"
+    assert (
+        common.bounded_command(result) == "python -m baselines.train --model cnn --patience 10 --epochs 100"
+    )
+    # a setting given twice is given once, with the value argparse kept, where it first stood
+    result["command"] = "python -m baselines.train --dropout 0.1 --model cnn --dropout 0.25 --time-limit 9"
+    assert common.bounded_command(result) == "python -m baselines.train --dropout 0.25 --model cnn"
+
+
+def test_the_training_log_says_how_a_run_ended():
+    common = load_benchmark("_common")
+    result = plateau_result(
+        epochs=60, best=59, command="python -m baselines.train --model cnn", time_limit=125.0
+    )
+    epochs = "".join(f"epoch {n}: train loss 0.1, val accuracy 0.9, 5.0 s (1 images/s)\n" for n in (59, 60))
+    # a log that ends with its last epoch, short of the budget: a kill, not the time limit
+    assert common.how_it_ended(result) == "time limit"
+    assert common.how_it_ended(result, log=epochs) == "stopped by hand"
+    assert common.how_it_ended(result, log=epochs + "time limit: 125.0 minutes of training\n") == "time limit"
+    # ended, then --resume DIR --epochs 60 to test it: the resume trained nothing
+    resumed = epochs + "resuming runs/x after epoch 60 (best val 0.9 at epoch 59)\nmodel on env\n"
+    result["config"]["epochs"] = 60
+    assert common.how_it_ended(result) == "budget"
+    assert common.how_it_ended(result, log=resumed) == "stopped by hand"
+
+
+def test_a_cosine_run_cut_by_time_is_not_reproducible():
+    common = load_benchmark("_common")
+    tables = load_benchmark("results_tables")
+    result = plateau_result(
+        epochs=24,
+        best=23,
+        command="python -m baselines.train --lr-schedule cosine --epochs 35 --patience 100 --time-limit 7",
+        lr_schedule="cosine",
+        budget=35,
+        patience=100,
+        time_limit=7.0,
+    )
+    assert common.how_it_ended(result) == "time limit"
+    assert common.not_reproducible(result) == "a cosine schedule cut by a time limit"
+    with pytest.raises(common.NotReproducible):
+        common.bounded_command(result)
+    assert (
+        tables.command_cell(result)
+        == "not reproducible from one command (a cosine schedule cut by a time limit)"
+    )
+    # the same run that reached its budget is its command without the time limit
+    result.update(epochs=35, best_epoch=33)
+    assert common.bounded_command(result) == (
+        "python -m baselines.train --lr-schedule cosine --epochs 35 --patience 100"
+    )
+
+
+def rppo_chain(steps: int, **hyperparameters) -> dict:
+    call = "python examples/recurrent_ppo.py --action flat --timesteps {} --time-limit {} --run-dir runs/r"
+    return {
+        "env_id": "GlimpseMNIST-v0",
+        "steps": steps,
+        "command": call.format(4000000, 30) + " && " + call.format(6000000, 10) + " --resume",
+        "hyperparameters": {"lr_schedule": "constant", **hyperparameters},
+    }
+
+
+def test_a_resume_chain_of_recurrent_ppo_becomes_one_command():
+    common = load_benchmark("_common")
+    result = rppo_chain(6_001_152)
+    assert common.how_it_ended(result) == "budget"
+    assert common.bounded_command(result) == (
+        "python examples/recurrent_ppo.py --action flat --timesteps 6001152 --run-dir runs/r"
+    )
+    # cut by the time limit of its last call: the steps of the whole rollouts it trained
+    # (64 environments x 4 episodes x 6 glimpses; the time limit stops one vector step into the next)
+    result = rppo_chain(3_909_184, num_envs=64, rollout_episodes=4)
+    assert common.how_it_ended(result) == "time limit"
+    assert common.trained_steps(result) == 3_909_120
+    assert "--timesteps 3909120 --run-dir runs/r" in common.bounded_command(result)
+    # a linear schedule decays over --timesteps: a chain is not one command
+    assert common.not_reproducible(rppo_chain(6_001_152, lr_schedule="linear")) == (
+        "a linear schedule continued with --resume under a new budget"
+    )
+    # a recorded line loses an empty value (joined without quotes): it is given back
+    single = {
+        **rppo_chain(1_001_472),
+        "command": "python examples/recurrent_ppo.py --net-arch  --timesteps 1000000",
+    }
+    assert (
+        common.bounded_command(single) == "python examples/recurrent_ppo.py --net-arch '' --timesteps 1000000"
+    )
+    assert common.how_it_ended({**single, "command": "python examples/recurrent_ppo.py", "steps": 5}) == (
+        "stopped by hand"  # short of the default budget of 1M steps, without a time limit
+    )
+
+
+def test_command_from_config_gives_the_settings_that_differ_from_the_defaults(monkeypatch):
+    common = load_benchmark("_common")
+    config = {
+        "model": "self_attention",
+        "env": "GlimpseMNIST-Fashion-v0",
+        "epochs": 60,
+        "learning_rate": 0.001,  # the default
+        "dropout": 0.2,
+        "lr_patience": 3,
+        "threads": 1,
+        "run_dir": "runs/x",
+        "time_limit": 125.0,
+        "progress": False,
+        "data_dir": "/data",
+        "world_size": 1,
+        "global_batch_size": 128,
+    }
+    command = common.command_from_config(config, "baselines.train")
+    assert command == (
+        "python -m baselines.train --model self_attention --env GlimpseMNIST-Fashion-v0 --epochs 60 "
+        "--lr-patience 3 --dropout 0.2 --threads 1"
+    )
+    from agents.runs import parse_args
+
+    parsed = parse_args(common.trainer_args("baselines.train"), shlex.split(command)[3:])
+    for name in ("model", "env", "epochs", "learning_rate", "dropout", "lr_patience", "threads"):
+        assert getattr(parsed, name) == config[name], name
+    # a run whose result holds a --resume line: its command comes from its config
+    result = plateau_result(
+        epochs=60, best=59, command="python -m baselines.train --resume runs/x --epochs 60 --no-progress"
+    )
+    result["config"] = {**config, "patience": 10}
+    assert common.bounded_command(result) == command.replace("--dropout", "--patience 10 --dropout")
+    # booleans as --flag / --no-flag, None as none
+    monkeypatch.setattr(common, "trainer_args", lambda program: Fake)
+    assert common.command_from_config(
+        {"flag": False, "limit": None, "name": "b c", "overwrite": True}, "x"
+    ) == ("python -m x --no-flag --limit none --name 'b c'")
+
+
+@dataclasses.dataclass
+class Fake:
+    flag: bool = True
+    limit: float | None = 1.0
+    name: str = "a"
+    overwrite: bool = False
+
+
+def test_a_run_scored_by_agents_evaluate_gets_its_epochs_and_command_from_its_folder(tmp_path):
+    tables = load_benchmark("results_tables")
+    folder = tmp_path / "ram" / "run"
+    config = {"env": "GlimpseMNIST-v0", "core": "lstm", "epochs": 400, "patience": 50, "time_limit": 118.0}
+    write(folder / "config.json", config)
+    write(folder / "test_mc10.json", {"accuracy": 0.95, "ci95": [0.94, 0.96], "env_id": "GlimpseMNIST-v0"})
+    write(folder / "test_mc1.json", {"accuracy": 0.94, "ci95": [0.93, 0.95]})
+    write(
+        folder / "train.log",
+        "RAM on GlimpseMNIST-v0: 604,429 parameters, 429 updates\n"
+        "epoch 1: train reward 0.5, val accuracy 0.8000 (best), lr 3e-4, 60.0 s (1,000 images/s)\n"
+        "epoch 2: train reward 0.6, val accuracy 0.8500 (best), lr 3e-4, 60.0 s (1,000 images/s)\n"
+        "epoch 3: train reward 0.6, val accuracy 0.8400, lr 3e-4, 60.0 s (1,000 images/s)\n",
+    )
+    run = tables.ram_run(folder)
+    assert (run["epochs"], run["best_epoch"], run["val_accuracy"], run["params"]) == (3, 2, 0.85, 604429)
+    [row] = tables.ram_rows(tmp_path)
+    assert row["ended"] == "stopped by hand"  # no time-limit line in its log: it was killed
+    assert row["command"] == "`python -m agents.ram_reinforce --env GlimpseMNIST-v0 --epochs 3 --core lstm`"
+    assert (row["test M=1"], row["test M=10"], row["epochs (best)"]) == ("0.9400", "0.9500", "3 (2)")
+    assert row["settings (not the defaults)"] == "core lstm"
