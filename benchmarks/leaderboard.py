@@ -30,10 +30,9 @@ import argparse
 import contextlib
 import io
 import json
-import re
 import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import gymnasium as gym
 
@@ -44,6 +43,7 @@ from glimpse_env.task import TaskConfig
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import bounded_command, how_it_ended
 from baseline_results import best_by_val, load_runs, print_table
+from results_tables import ram_run
 
 from agents.weights import shipped
 
@@ -65,37 +65,12 @@ def glimpses(env_id: str) -> str:
     return f"{config.n_glimpses} x {scales} {size} scale{'s' if config.n_scales > 1 else ''}"
 
 
-class RamRun(NamedTuple):
-    """A RAM row: the run folder under ``results/ram``, the result file, the training command."""
-
-    run: str
-    result: str
-    command: str
-
-
-#: The RAM rows, one per environment: the best by ``val`` of the RAM table (docs/results/ram.md).
+#: The RAM rows where no RAM ships yet: the best by ``val`` of the RAM table
+#: (``docs/results/ram.md``), a folder under ``results/ram``.
 RAM_RUNS = {
-    "GlimpseMNIST-v0": RamRun(
-        "ram-mnist-rnn-rand",
-        "test.json",
-        "python -m agents.ram_reinforce --env GlimpseMNIST-v0 --std 0.1 --train-initial-location random "
-        "--epochs 400 --threads 1 --time-limit 24",
-    ),
-    "GlimpseMNIST-Cluttered-v0": RamRun(
-        "ram-cluttered-lstm-ema",
-        "test_mc10.json",
-        "python -m agents.ram_reinforce --core lstm --std 0.1 --ema 0.999 --epochs 400 --threads 1",
-    ),
-    "GlimpseMNIST-Fashion-v0": RamRun(
-        "ram-fashion-rnn512g-d1-ema-rand",
-        "test.json",
-        "python -m agents.ram_reinforce --env GlimpseMNIST-Fashion-v0 --std 0.1 --hidden-size 512 "
-        "--glimpse-hidden 256 --glimpse-output 512 --dropout 0.1 --ema 0.999 --train-initial-location random "
-        "--epochs 600 --threads 1 --time-limit 95",
-    ),
+    "GlimpseMNIST-Cluttered-v0": "ram-cluttered-lstm-ema",
+    "GlimpseMNIST-Fashion-v0": "ram-fashion-rnn512g-d1-ema-rand",
 }
-_EPOCH = re.compile(r"^epoch (\d+):.* ([\d.]+) s \(")
-_PARAMS = re.compile(r"([\d,]+) parameters")
 
 
 def _accuracy(result: dict[str, Any]) -> str:
@@ -186,55 +161,37 @@ def rppo_rows(results: Path, env_id: str) -> list[dict]:
     return rows
 
 
-def _ended(budget: str, result: dict[str, Any]) -> str:
+def _ended(budget: str, result: dict[str, Any], log: str | None = None) -> str:
     """``budget``, with how the kept run ended where that was not by itself (its command is then
     the one that trains it to where it ended: :func:`_common.bounded_command`)."""
-    ended = how_it_ended(result)
+    ended = how_it_ended(result, log)
     return budget if ended in ("budget", "early stop") else f"{budget}; kept run: {ended}"
 
 
-def _ram_result(results: Path, env_id: str, shipped_folder: str | None) -> tuple[Path, dict] | None:
-    """The RAM row's folder and result: the shipped row's, else :data:`RAM_RUNS`'s."""
+def ram_row(results: Path, env_id: str) -> dict | None:
+    """The RAM's row: the shipped run where one ships, else :data:`RAM_RUNS`'s (read by
+    :func:`results_tables.ram_run`, which also reads runs scored by ``agents.evaluate``)."""
+    shipped_folder = shipped_runs(results).get((env_id, "ram"))
     if shipped_folder is not None:
         folder = results.parent / shipped_folder
-        return folder, json.loads((folder / "test.json").read_text())
-    spec = RAM_RUNS.get(env_id)
-    if spec is None or not (results / "ram" / spec.run / spec.result).is_file():
+    elif env_id in RAM_RUNS:
+        folder = results / "ram" / RAM_RUNS[env_id]
+    else:
         return None
-    folder = results / "ram" / spec.run
-    result = json.loads((folder / spec.result).read_text())
-    if "epochs" not in result:  # scored by agents.evaluate: what the run did is in its log
-        log = (folder / "train.log").read_text().splitlines()
-        epochs = [m for m in map(_EPOCH.match, log) if m]
-        best = [int(m.group(1)) for m in epochs if "(best)" in m.string]
-        result = {
-            **result,
-            "epochs": len(epochs),
-            "best_epoch": best[-1] if best else None,
-            "train_seconds": sum(float(m.group(2)) for m in epochs),
-            "params": int(next((m.group(1) for m in map(_PARAMS.search, log) if m), "0").replace(",", "")),
-            "config": json.loads((folder / "config.json").read_text()),
-            "command": spec.command,
-        }
-    return folder, result
-
-
-def ram_row(results: Path, env_id: str) -> dict | None:
-    shipped_folder = shipped_runs(results).get((env_id, "ram"))
-    found = _ram_result(results, env_id, shipped_folder)
-    if found is None:
+    result = ram_run(folder)
+    if result is None:
         return None
-    _, result = found
-    config = result["config"]
+    config, log = result["config"], result["log"]
     device = "CPU" if config.get("device", "cpu") == "cpu" else "H200"
     budget = f"{result['epochs']} epochs, {result['train_seconds'] / 60:.0f} min ({device})"
+    scored = result.get("test_mc10", result)  # the training script's own test holds M=1 and M=10
     return _row(
         f"RAM ({config['core']} core)",
-        result.get("test_mc10", result),  # the training script's own test holds M=1 and M=10
+        {**scored, "mc_samples": scored.get("mc_samples", config.get("test_mc_samples", 10))},
         glimpses=glimpses(env_id),
         params=f"{result['params']:,}",
-        budget=_ended(budget, result),
-        command=bounded_command(result),
+        budget=_ended(budget, result, log),
+        command=bounded_command(result, log),
         weights=PRETRAINED_COMMAND["ram"].format(env=env_id) if shipped_folder else "",
     )
 

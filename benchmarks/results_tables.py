@@ -24,6 +24,7 @@ cut by a time limit) has no such command: its row says so. The docs build
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import re
@@ -98,7 +99,7 @@ def command_cell(result: dict[str, Any], log: str | None = None) -> str:
 def settings_summary(config: dict[str, Any], program: str) -> str:
     """The settings of ``config`` that differ from the trainer's defaults, but
     :data:`NOT_A_SETTING`: ``name value, ...`` (``default settings`` where none do)."""
-    defaults = {name: field.default for name, field in trainer_args(program).__dataclass_fields__.items()}
+    defaults = {field.name: field.default for field in dataclasses.fields(trainer_args(program))}
     shown = [
         f"{name} {value}"
         for name, value in config.items()
