@@ -218,19 +218,8 @@ class PolicyAction(_RequiredAction, total=False):
 
 
 class Policy(Protocol):
-    """A policy: ``policy(observation, state, episode_start) -> (action, state)``.
-
-    Args:
-        observation: the vector environment's numpy batch, ``{"glimpse": (N, k, g, g)
-            float32, "location": (N, 2) float32}``.
-        state: the policy's recurrent state, what it returned on the previous step; ``None``
-            on the first step of a batch.
-        episode_start: ``(N,)`` bool, True where the observation is the first of an
-            episode (all True on the first step of a batch, then all False).
-
-    Returns:
-        ``(action, state)``: a :class:`PolicyAction` dict and the state for the next step
-        (anything; ``None`` for a memoryless policy).
+    """A policy: ``policy(observation, state, episode_start) -> (action, state)`` (see
+    :meth:`__call__`).
 
     A policy may carry a ``name`` attribute; :func:`evaluate` reports it. It may have a
     ``start_batch(number)`` method: :func:`evaluate` calls it before playing batch
@@ -242,7 +231,22 @@ class Policy(Protocol):
 
     def __call__(
         self, observation: ObsType, state: Any, episode_start: np.ndarray, /
-    ) -> tuple[PolicyAction, Any]: ...
+    ) -> tuple[PolicyAction, Any]:
+        """The actions of a batch of ``N`` episodes at one step.
+
+        Args:
+            observation: the vector environment's numpy batch, ``{"glimpse": (N, k, g, g)
+                float32, "location": (N, 2) float32}``.
+            state: the policy's recurrent state, what it returned on the previous step;
+                ``None`` on the first step of a batch.
+            episode_start: ``(N,)`` bool, True where the observation is the first of an
+                episode (all True on the first step of a batch, then all False).
+
+        Returns:
+            ``(action, state)``: a :class:`PolicyAction` dict and the state for the next
+            step (anything; ``None`` for a memoryless policy).
+        """
+        ...
 
 
 def _num_classes_of(space: object) -> int:
