@@ -66,7 +66,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.tensorboard import SummaryWriter
 
 from agents.distributed import Cluster, gather_objects
-from glimpse_env.cli import ArgumentParser, one_line
+from glimpse_env.cli import ArgumentParser, one_line, run_cli
 
 __all__ = [
     "AVERAGE_KEY",
@@ -815,11 +815,12 @@ def _interrupted_line(program: str, run_dir: Path | None) -> str:
 
 
 def run_main(main: Callable[[], object], *, errors: tuple[type[Exception], ...]) -> None:
-    """Run a trainer's ``main()`` as a program: one of ``errors``, or an ``OSError`` (e.g. a
-    data folder that cannot be read), ends it with the one line ``error: ...`` (status 1);
-    Ctrl-C with the line of :class:`Interrupted` (status 130); no traceback either way."""
+    """Run a trainer's ``main()`` as a program: bad input (:func:`glimpse_env.cli.run_cli`'s
+    errors, e.g. an ``OSError`` of a data folder that cannot be read, and ``errors``) ends it
+    with the one line ``error: ...`` (status 1); Ctrl-C with the line of :class:`Interrupted`
+    (status 130); no traceback either way."""
     try:
-        main()
+        run_cli(lambda _argv: main(), errors=errors)
     except Interrupted as stop:
         if stop.message:
             print(stop.message, file=sys.stderr)
@@ -827,8 +828,6 @@ def run_main(main: Callable[[], object], *, errors: tuple[type[Exception], ...])
     except KeyboardInterrupt:  # outside a decorated main
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except (*errors, OSError) as error:  # type: ignore[misc]  # (mypy does not read the starred tuple)
-        sys.exit(f"error: {error}")
 
 
 def write_json(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
