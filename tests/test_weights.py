@@ -147,3 +147,21 @@ def test_a_shipped_baseline_reproduces_its_run(tmp_path: Path, monkeypatch: pyte
     assert abs(scored.accuracy - result["accuracy"]) <= 0.002  # float16 storage: within a few canvases
     with pytest.raises(SystemExit, match=r"--model cnn\|self_attention goes with --pretrained"):
         evaluate.main(["--pretrained", "GlimpseMNIST-Fashion-v0"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", shipped(ROOT / "weights"), ids=lambda row: f"{row[0]}-{row[1]}")
+def test_every_shipped_row_scores_its_leaderboard_accuracy(row: tuple[str, str]) -> None:
+    """What a stranger runs on a fresh clone: each shipped row, scored by its documented
+    command with the row's own settings, gives the leaderboard's accuracy to the last digit."""
+    from agents import evaluate as ram_evaluate
+    from baselines import evaluate as baseline_evaluate
+
+    env_id, kind = row
+    _, card = load_weights(env_id, kind, root=ROOT / "weights")
+    if kind == "ram":
+        result = ram_evaluate.main(["--pretrained", env_id])
+    else:
+        result = baseline_evaluate.main(["--pretrained", env_id, "--model", kind])
+    assert result.n == 10_000
+    assert result.accuracy == card["accuracy"]
