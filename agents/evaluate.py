@@ -31,18 +31,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from agents.distributed import SINGLE, Cluster, gather_objects
 from agents.ram import ModelConfig, RecurrentAttentionModel, RecurrentState, sample_locations
-from agents.runs import (
-    CheckpointError,
-    load_checkpoint,
-    parse_args,
-    rebuild_model,
-    use_data_dir,
-    write_json,
-)
 from agents.shipped import pretrained
-from agents.weights import reproduction
+from glimpse_engine.checkpoints import load_checkpoint, rebuild_model
+from glimpse_engine.cli import parse_args, use_data_dir
+from glimpse_engine.distributed import SINGLE, Cluster, gather_objects
+from glimpse_engine.errors import CheckpointError
+from glimpse_engine.runs import write_json
+from glimpse_engine.weights import reproduction
 from glimpse_env.cli import (
     check_data_dir,
     check_flag_int,
@@ -239,7 +235,7 @@ def load_model(
 ) -> tuple[RecurrentAttentionModel, dict[str, Any]]:
     """The RAM of a training checkpoint, on ``device``, and the run's configuration.
 
-    Raises :class:`~agents.runs.CheckpointError` for a missing or unreadable file, for a
+    Raises :class:`~glimpse_engine.errors.CheckpointError` for a missing or unreadable file, for a
     checkpoint of another program (a baseline of ``python -m baselines.train`` is named as
     such, with the program that reads it) and for weights that do not fit the model.
     """
@@ -320,7 +316,7 @@ class EvalArgs:
 def main(argv: Sequence[str] | None = None) -> EvalResult:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the result.
 
-    Bad input is a ``ValueError`` or :class:`~agents.runs.CheckpointError` naming the flag
+    Bad input is a ``ValueError`` or :class:`~glimpse_engine.errors.CheckpointError` naming the flag
     or file, raised before anything is evaluated or written."""
     args = parse_args(EvalArgs, argv)
     if bool(args.checkpoint) == (args.pretrained is not None):

@@ -15,77 +15,36 @@ once, at the end, with the best checkpoint (by validation), with 1 and with
 
 The run folder (``--run-dir``) gets ``config.json``, TensorBoard scalars (``charts/``,
 ``losses/``) and glimpse pictures, ``checkpoints/last.pt`` and ``checkpoints/best.pt`` and
-``results/test.json``; see :mod:`agents.runs`.
+``results/test.json``; see :mod:`glimpse_engine.runs`.
 
 Under ``torchrun`` the model is trained with ``DistributedDataParallel``: every rank
 plays its own environment (its own seed, or its own share of a fixed training set),
 ``--batch-size`` is per rank, the location noise of an update is drawn for the global
 batch from one stream shared by the ranks (each uses its rows, so ``k`` ranks of ``B``
 episodes play what one process of ``k B`` plays), and validation and test are shared
-out and combined; see :mod:`agents.distributed`.
+out and combined; see :mod:`glimpse_engine.distributed`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import random
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
-from tqdm import tqdm
 
-from agents.distributed import (
-    data_parallel,
-    from_main,
-    join,
-    leave,
-    mean_over_ranks,
-    on_main,
-    rank_seed,
-    update_share,
-)
 from agents.evaluate import EvalResult, evaluate_model, format_table
 from agents.ram import BatchShare, ModelConfig, RecurrentAttentionModel
 from agents.rollout import EpisodeLoss, make_vector_env
-from agents.runs import (
-    RESUMABLE,
-    CheckpointError,
-    RunFolderError,
-    average_state,
-    check_settings,
-    command_line,
-    evaluated_model,
-    inference_weights,
-    interruptible,
-    load_checkpoint,
-    open_run,
-    open_writer,
-    own_streams,
-    parse_args,
-    rank_streams,
-    record_resume,
-    restore_average,
-    restore_torch_rng,
-    resume_args,
-    resume_state,
-    run_main,
-    save_epoch,
-    started_by,
-    stop_reason,
-    torch_rng_state,
-    use_data_dir,
-    weight_average,
-    write_json,
-)
 from agents.visualize import trajectory_grid
-from glimpse_env.data import SPLIT_SIZES
-from glimpse_env.vector import check_device
+from glimpse_engine.averaging import weight_average
+from glimpse_engine.cli import RESUMABLE, interruptible, parse_args, resume_args, run_main
+from glimpse_engine.distributed import data_parallel, mean_over_ranks, rank_seed, update_share
+from glimpse_engine.fit import EpochResult, Fit, Program, TrainingDiverged, fit, make_scheduler, start
+
+__all__ = ["Args", "TrainingDiverged", "main", "model_config"]
 
 #: this trainer, as ``python -m`` runs it (recorded in a run's commands.json)
 PROGRAM = "agents.ram_reinforce"
@@ -103,7 +62,7 @@ class Args:
     """maximum number of epochs (the default is the main job's budget: under 10 minutes on 2 CPU cores)"""
     train_size: int | None = None
     """fix the training set to this many canvases (the study: 10000); default: a fresh canvas every episode"""
-    train_initial_location: str = field(default="env", metadata={"choices": ("env", "random")})
+    train_initial_location: Literal["env", "random"] = "env"
     """first glimpse of the training episodes: env (where the environment's id puts it, the centre) or random
     (uniform in [-1, 1]^2, a regulariser: the training env is made with initial_location="random"); validation
     and test always play the environment as registered"""
@@ -112,13 +71,13 @@ class Args:
     batch_size: int = 128
     """episodes per update and rank (under torchrun an update plays world_size * batch_size episodes; the
     learning rate is not rescaled)"""
-    optimizer: str = field(default="adam", metadata={"choices": ("adam", "sgd")})
+    optimizer: Literal["adam", "sgd"] = "adam"
     """adam (the study) or sgd with momentum (the paper)"""
     learning_rate: float = 3e-4
     """initial learning rate"""
     momentum: float = 0.9
     """momentum of sgd"""
-    lr_schedule: str = field(default="plateau", metadata={"choices": ("plateau", "linear")})
+    lr_schedule: Literal["plateau", "linear"] = "plateau"
     """plateau: multiply by --lr-factor after --lr-patience epochs without a better val accuracy;
     linear: decay to 0 over --epochs (the paper)"""
     lr_factor: float = 0.5
@@ -133,7 +92,7 @@ class Args:
     """weight of the REINFORCE term in the hybrid loss"""
     max_grad_norm: float | None = None
     """clip the gradient to this norm (none: no clipping)"""
-    core: str = field(default="rnn", metadata={"choices": ("rnn", "lstm")})
+    core: Literal["rnn", "lstm"] = "rnn"
     """core network: rnn (the paper's relu(W_i g + W_h h)) or lstm"""
     hidden_size: int = 256
     """hidden size of the core network"""
@@ -180,10 +139,6 @@ class Args:
     """show a progress bar"""
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
-
-
 def model_config(args: Args, envs: Any) -> ModelConfig:
     glimpse_shape = tuple(envs.single_observation_space["glimpse"].shape)
     return ModelConfig(
@@ -202,33 +157,19 @@ def model_config(args: Args, envs: Any) -> ModelConfig:
 @interruptible(PROGRAM)  # Ctrl-C: one line that says how to continue
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE, program=PROGRAM)
-    check_settings(args)  # before anything is made or written
-    use_data_dir(args.data_dir)
-    cluster, device = join(check_device(args.device, "--device"))
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    if args.train_size is not None and (args.episodes_per_epoch or 0) > args.train_size:
-        raise ValueError(
-            f"--episodes-per-epoch {args.episodes_per_epoch} exceeds --train-size {args.train_size}: "
-            f"an epoch shows every canvas of a fixed training set at most once"
-        )
-    episodes_per_epoch = args.episodes_per_epoch or args.train_size or SPLIT_SIZES["train"]
-    global_batch = args.batch_size * cluster.world_size
-    if global_batch > episodes_per_epoch:
-        raise ValueError(
-            f"--batch-size {args.batch_size} x {cluster.world_size} rank(s) is larger than an epoch "
-            f"({episodes_per_epoch} episodes)"
-        )
-    run_dir = Path(args.resume or args.run_dir or f"runs/ram-{args.env}-seed{args.seed}")
-    # the run's settings, and how its batch was made up (--batch-size is per rank)
-    config = {**dataclasses.asdict(args), "world_size": cluster.world_size, "global_batch_size": global_batch}
+    session = start(
+        args,
+        per_epoch=args.episodes_per_epoch,
+        per_epoch_flag="--episodes-per-epoch",
+        unit="episodes",
+        default_run_dir=f"runs/ram-{args.env}-seed{args.seed}",
+    )
+    cluster, device = session.cluster, session.device
 
     # ---------------------------------------------------------------- seeding
-    random.seed(args.seed)
-    torch.manual_seed(args.seed)  # the weights (the same on every rank); then dropout
     # the location noise: one stream that every rank draws alike, each using its own rows of the
     # global batch (in one process, all of them), so k ranks of B episodes draw what one process of k B draws
-    share = BatchShare(cluster.rank * args.batch_size, global_batch)
+    share = BatchShare(cluster.rank * args.batch_size, session.global_batch)
     noise = torch.Generator(device).manual_seed(args.seed)
 
     # ---------------------------------------------------------------- environment
@@ -237,7 +178,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         env_kwargs["initial_location"] = "random"
     envs = make_vector_env(args.env, args.batch_size, device=device, split="train", **env_kwargs)
     envs.reset_tensors(seed=rank_seed(args.seed, cluster))  # the environment's own generator, per rank
-    updates_per_epoch = max(1, episodes_per_epoch // global_batch)
 
     # ---------------------------------------------------------------- model
     mconfig = model_config(args, envs)
@@ -255,113 +195,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         optimizer = torch.optim.SGD(
             model.parameters(), lr=args.learning_rate, momentum=args.momentum, weight_decay=args.weight_decay
         )
-    scheduler: Any
-    if args.lr_schedule == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=args.lr_factor, patience=args.lr_patience
-        )
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda epoch: max(0.0, 1 - epoch / args.epochs)
-        )
-    n_params = sum(p.numel() for p in model.parameters())
-
-    # ---------------------------------------------------------------- run folder
-    resume = args.resume is not None
-    command = command_line(PROGRAM, argv)
-    on_main(  # (a resume: the folder is checked, and nothing written yet)
-        lambda: open_run(
-            run_dir, config, program=PROGRAM, command=command, resume=resume, overwrite=args.overwrite
-        ),
-        cluster,
-    )
-    checkpoints = run_dir / "checkpoints"
-    start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
-    found = resume_state(checkpoints, map_location=device) if resume else None
-    if resume and found is None:
-        cluster.say(f"{run_dir} has no checkpoint yet: its training starts again from epoch 1")
-    if found is not None:
-        source, state = found
-        if state["config"]["env"] != args.env or ModelConfig.from_dict(state["model_config"]) != mconfig:
-            raise CheckpointError(f"{source} was made with another environment or model")
-        model.load_state_dict(state["model"])
-        restore_average(average, state)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
-        streams = own_streams(state, cluster)
-        if streams is None:  # saved by a job of another size: this rank's streams start anew
-            torch.manual_seed(rank_seed(args.seed + start_epoch, cluster))
-            envs.reset_tensors(seed=rank_seed(args.seed + start_epoch, cluster))
-            cluster.say(
-                f"{run_dir} was trained on {state.get('world_size', 1)} rank(s): random streams start anew"
-            )
-        else:
-            restore_torch_rng(streams, device)
-            envs.np_random.bit_generator.state = streams["env_rng"]
-        if state.get("location_noise") is None:  # a checkpoint from before the stream was kept
-            noise.manual_seed(args.seed + start_epoch)
-        else:
-            noise.set_state(state["location_noise"].cpu())  # the same on every rank
-        history = state["history"]
-        cluster.say(
-            f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch}) "
-            f"from {source.name}"
-        )
-    if resume:  # the checkpoint loaded and matched: only now is the resume recorded
-        on_main(lambda: record_resume(run_dir, command, None if found is None else found[0]), cluster)
-    writer = open_writer(run_dir, purge_step=start_epoch * updates_per_epoch, cluster=cluster)
-    cluster.say(
-        f"RAM on {args.env}: {n_params:,} parameters, "
-        f"{updates_per_epoch} updates of {args.batch_size} episodes per epoch"
-        + (f" on each of {cluster.world_size} ranks" if cluster.distributed else "")
+    scheduler = make_scheduler(
+        optimizer, args.lr_schedule, epochs=args.epochs, factor=args.lr_factor, patience=args.lr_patience
     )
 
-    def checkpoint_state(epoch: int) -> dict[str, Any]:
-        return {
-            "model": model.state_dict(),
-            **average_state(average),
-            "model_config": dataclasses.asdict(mconfig),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            **rank_streams(
-                {**torch_rng_state(device), "env_rng": envs.np_random.bit_generator.state}, cluster
-            ),
-            "location_noise": noise.get_state(),  # the ranks' shared stream
-            "epoch": epoch,
-            "best_val": best_val,
-            "best_epoch": best_epoch,
-            "history": history,
-            "n_params": n_params,
-        }
-
-    # ---------------------------------------------------------------- training loop
-    clock = time.monotonic()
-    for epoch in range(start_epoch + 1, args.epochs + 1):
-        reason = stop_reason(
-            epoch=epoch,
-            first_epoch=start_epoch + 1,
-            best_epoch=best_epoch,
-            patience=args.patience,
-            started=clock,
-            time_limit=args.time_limit,
-        )
-        reason = from_main(reason, cluster)  # decided once: every rank stops together
-        if reason is not None:
-            cluster.say(reason)
-            break
+    # ---------------------------------------------------------------- one epoch of REINFORCE updates
+    def train_epoch(epoch: int, updates: Iterable[int], fit: Fit) -> EpochResult:
         sums = torch.zeros(5, dtype=torch.float64, device=device)  # total, ce, baseline, reinforce, reward
-        start = time.perf_counter()
         order = None
         if args.train_size is not None:  # a fixed training set: every canvas once per epoch
             order = np.random.default_rng([args.seed, epoch]).permutation(args.train_size)
-        bar = tqdm(
-            range(updates_per_epoch),
-            desc=f"epoch {epoch}",
-            disable=not (args.progress and cluster.is_main),
-            leave=False,
-        )
-        for update in bar:
+        for update in updates:
             options = None
             if order is not None:
                 options = {"indices": update_share(order, update, args.batch_size, cluster)}
@@ -373,123 +217,81 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 generator=noise,
                 share=share,
             )
-            if not bool(torch.isfinite(losses.total)):
-                raise TrainingDiverged(
-                    f"the loss is {float(losses.total.detach())} at epoch {epoch}, update {update + 1}; "
-                    f"training stopped. "
-                    f"The last good checkpoint is {checkpoints / 'last.pt'} (epoch {epoch - 1}); try a lower "
-                    f"--learning-rate or --max-grad-norm"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            losses.total.backward()
-            if args.max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-            optimizer.step()
-            if average is not None:
-                average.update_parameters(model)
+            fit.step(losses.total, update)
             sums += torch.stack([*(t.detach() for t in losses), rollout.reward.mean()]).double()
-        bar.close()
-        seconds = time.perf_counter() - start
         mean_over_ranks(sums, cluster)  # every rank's sums: the epoch's means over all of its episodes
-        means = (sums / updates_per_epoch).tolist()
-        val_generator = torch.Generator(device=device).manual_seed(args.seed)
-        evaluated = evaluated_model(model, average)  # what validation and the pictures play
-        val = evaluate_model(
-            evaluated,
-            args.env,
-            split="val",
-            mc_samples=args.val_mc_samples,
-            std=args.std,
-            batch_size=args.eval_batch_size,
-            episodes=args.eval_episodes,
-            generator=val_generator,
-            cluster=cluster,
+        total, classification, baseline, reinforce, reward = (sums / session.updates_per_epoch).tolist()
+        return EpochResult(
+            scalars={
+                "losses/total": total,
+                "losses/classification": classification,
+                "losses/baseline": baseline,
+                "losses/reinforce": reinforce,
+                "charts/train_reward": reward,
+            },
+            record={"train_reward": reward, "loss": total},
+            summary=f"train reward {reward:.4f}",
         )
-        lr = optimizer.param_groups[0]["lr"]
-        if args.lr_schedule == "plateau":
-            scheduler.step(val.accuracy)
-        else:
-            scheduler.step()
-        improved = val.accuracy > best_val
-        if improved:
-            best_val, best_epoch = val.accuracy, epoch
-        step = epoch * updates_per_epoch
-        images_per_second = updates_per_epoch * global_batch / seconds
-        for name, value in zip(("total", "classification", "baseline", "reinforce"), means[:4], strict=True):
-            writer.add_scalar(f"losses/{name}", value, step)
-        writer.add_scalar("charts/train_reward", means[4], step)
-        writer.add_scalar("charts/val_accuracy", val.accuracy, step)
-        writer.add_scalar("charts/learning_rate", lr, step)
-        writer.add_scalar("charts/images_per_second", images_per_second, step)
-        if cluster.is_main and args.image_every and (epoch % args.image_every == 0 or epoch == 1):
-            picture = trajectory_grid(evaluated, args.env, std=args.std, count=8, device=device)
-            writer.add_image("charts/glimpses", picture, step, dataformats="HWC")
-        history.append(
-            {
-                "epoch": epoch,
-                "train_reward": means[4],
-                "loss": means[0],
-                "val_accuracy": val.accuracy,
-                "learning_rate": lr,
-                "seconds": seconds,
-            }
-        )
-        state = checkpoint_state(epoch)
-        if cluster.is_main:  # best.pt (when improved), then last.pt: a kill between leaves them consistent
-            save_epoch(checkpoints, state, config, improved=improved)
-        cluster.say(
-            f"epoch {epoch}: train reward {means[4]:.4f}, val accuracy {val.accuracy:.4f}"
-            f"{' (best)' if improved else ''}, lr {lr:.2e}, "
-            f"{seconds:.1f} s ({images_per_second:,.0f} images/s)"
-        )
-    writer.flush()
 
-    # ---------------------------------------------------------------- test, once, with the best checkpoint
-    # (rank 0 reads it and sends it: the other ranks need not see the run folder)
-    best: dict[str, Any] = on_main(lambda: load_checkpoint(checkpoints / "best.pt"), cluster)
-    model.load_state_dict(inference_weights(best))
-    results: dict[str, Any] = {
-        "env_id": args.env,
-        "best_epoch": best["epoch"],
-        "val_accuracy": best["best_val"],
-    }
-    for samples in sorted({1, args.test_mc_samples}):
-        generator = torch.Generator(device=device).manual_seed(args.seed)
-        test: EvalResult = evaluate_model(
-            model,
+    def play(model: torch.nn.Module, split: str, samples: int) -> EvalResult:
+        return evaluate_model(
+            model,  # type: ignore[arg-type]
             args.env,
-            split="test",
+            split=split,
             mc_samples=samples,
             std=args.std,
             batch_size=args.eval_batch_size,
             episodes=args.eval_episodes,
-            generator=generator,
+            generator=torch.Generator(device=device).manual_seed(args.seed),
             cluster=cluster,
         )
-        cluster.say(format_table(test))
-        results[f"test_mc{samples}"] = test.as_dict()
-    final = results[f"test_mc{args.test_mc_samples}"]
-    results.update(
-        accuracy=final["accuracy"],
-        ci95=final["ci95"],
-        n=final["n"],
-        epochs=history[-1]["epoch"] if history else 0,
-        train_seconds=sum(h["seconds"] for h in history),
-        params=n_params,
-        world_size=cluster.world_size,
-        **started_by(run_dir, command),
-        config=config,
+
+    def test(model: torch.nn.Module, history: list[dict[str, Any]]) -> dict[str, Any]:
+        results: dict[str, Any] = {"env_id": args.env}
+        for samples in sorted({1, args.test_mc_samples}):
+            result = play(model, "test", samples)
+            cluster.say(format_table(result))
+            results[f"test_mc{samples}"] = result.as_dict()
+        final = results[f"test_mc{args.test_mc_samples}"]
+        return {**results, "accuracy": final["accuracy"], "ci95": final["ci95"], "n": final["n"]}
+
+    def restore_streams(own: Mapping[str, Any] | None, state: Mapping[str, Any], epoch: int) -> None:
+        if own is None:  # saved by a job of another size: this rank's environment starts anew
+            envs.reset_tensors(seed=rank_seed(args.seed + epoch, cluster))
+        else:
+            envs.np_random.bit_generator.state = own["env_rng"]
+        if state.get("location_noise") is None:  # a checkpoint from before the stream was kept
+            noise.manual_seed(args.seed + epoch)
+        else:
+            noise.set_state(state["location_noise"].cpu())  # the same on every rank
+
+    program = Program(
+        train_epoch=train_epoch,
+        validate=lambda model: play(model, "val", args.val_mc_samples).accuracy,
+        test=test,
+        rank_streams=lambda: {"env_rng": envs.np_random.bit_generator.state},
+        restore_streams=restore_streams,
+        shared_state=lambda: {"location_noise": noise.get_state()},  # the ranks' shared stream
+        picture=lambda model: trajectory_grid(model, args.env, std=args.std, count=8, device=device),  # type: ignore[arg-type]
+        picture_tag="charts/glimpses",
     )
-    if cluster.is_main:
-        write_json(run_dir / "results" / "test.json", results)
-    writer.add_scalar("charts/test_accuracy", final["accuracy"], results["epochs"] * updates_per_epoch)
-    writer.close()
-    leave()
-    cluster.say(
-        f"test accuracy {final['accuracy']:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})"
+    return fit(
+        args,
+        session,
+        program,
+        name=PROGRAM,
+        argv=argv,
+        model=model,
+        model_config=mconfig,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        average=average,
+        max_grad_norm=args.max_grad_norm,
+        hint="try a lower --learning-rate or --max-grad-norm",
+        banner=f"RAM on {args.env}",
+        unit="episodes",
     )
-    return results
 
 
 if __name__ == "__main__":
-    run_main(main, errors=(RunFolderError, CheckpointError, TrainingDiverged, ValueError))
+    run_main(main)

@@ -7,7 +7,7 @@
 ``python -m agents.evaluate --pretrained ENV_ID`` scores it with the row's own evaluation
 seed and Monte Carlo samples, and reproduces the row's test accuracy exactly;
 ``python -m agents.visualize --pretrained ENV_ID`` draws its glimpses. The files and their
-checks are described in :mod:`agents.weights`.
+checks are described in :mod:`glimpse_engine.weights`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import torch
 
 from agents.ram import ModelConfig, RecurrentAttentionModel
-from agents.weights import load_weights, shipped
+from glimpse_engine.weights import load_weights, shipped
 
 __all__ = ["PretrainedRAM", "pretrained", "pretrained_ids"]
 
@@ -36,7 +36,7 @@ class PretrainedRAM(NamedTuple):
     mc_samples: int
     """``M``, the Monte Carlo samples per canvas of the row."""
     card: dict[str, Any]
-    """The row's card: architecture, accuracy, run and command (see :mod:`agents.weights`)."""
+    """The row's card: architecture, accuracy, run and command (see :mod:`glimpse_engine.weights`)."""
 
 
 def pretrained_ids() -> list[str]:
@@ -47,7 +47,7 @@ def pretrained_ids() -> list[str]:
 def pretrained(env_id: str, *, device: torch.device | str = "cpu") -> PretrainedRAM:
     """The shipped RAM of ``env_id``'s leaderboard row, its files' digests verified.
 
-    Raises :class:`agents.weights.WeightsError` when no RAM ships for ``env_id`` (naming
+    Raises :class:`glimpse_engine.weights.WeightsError` when no RAM ships for ``env_id`` (naming
     the ids that have one) or a file does not match its digest.
     """
     tensors, card = load_weights(env_id, "ram")

@@ -22,17 +22,13 @@ import torch
 
 from agents.ram import RecurrentAttentionModel
 from agents.rollout import make_vector_env, play_episodes
-from agents.runs import CheckpointError, parse_args, use_data_dir
+from glimpse_engine.cli import parse_args, use_data_dir
+from glimpse_engine.errors import CheckpointError
+from glimpse_engine.pictures import CAPTION, GAP, caption, check_canvases
 from glimpse_env.cli import check_data_dir, check_flag_int, check_output_file, run_cli, set_threads
-from glimpse_env.data import SPLIT_SIZES
 from glimpse_env.vector import check_device
 
 __all__ = ["caption", "check_canvases", "main", "trajectory_frames", "trajectory_grid"]
-
-#: pixels between pictures in a grid
-GAP = 4
-#: height of the caption strip under each column
-CAPTION = 14
 
 
 @torch.no_grad()
@@ -79,15 +75,6 @@ def trajectory_frames(
     model.train(was_training)
     predictions = rollout.logits.argmax(1).cpu().numpy()
     return np.stack(rows), predictions, rollout.labels.cpu().numpy()
-
-
-def caption(strip: np.ndarray, text: str, colour: tuple[int, int, int]) -> np.ndarray:
-    """``strip`` (an ``(h, w, 3)`` uint8 picture) with ``text`` written on it in ``colour``."""
-    from PIL import Image, ImageDraw
-
-    image = Image.fromarray(strip)
-    ImageDraw.Draw(image).text((2, 1), text, fill=colour)
-    return np.asarray(image)
 
 
 def grid(frames: np.ndarray, predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -151,24 +138,10 @@ class VisualizeArgs:
     """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
 
 
-def check_canvases(count: int, first_index: int) -> None:
-    """``--count`` and ``--first-index`` name test canvases that exist (a ``ValueError`` naming
-    the flags otherwise); shared with ``baselines.visualize``."""
-    total = SPLIT_SIZES["test"]
-    check_flag_int(count, "--count", low=1, high=total, hint="e.g. --count 8")
-    check_flag_int(first_index, "--first-index", low=0, high=total - 1, hint="the first canvas is 0")
-    if first_index + count > total:
-        raise ValueError(
-            f"--first-index {first_index} with --count {count} runs past the test split's {total} canvases "
-            f"(indices 0..{total - 1}): lower --first-index to at most {total - count} or --count to at most "
-            f"{total - first_index}"
-        )
-
-
 def main(argv: Sequence[str] | None = None) -> Path:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the picture's path.
 
-    Bad input is a ``ValueError`` or :class:`~agents.runs.CheckpointError` naming the flag
+    Bad input is a ``ValueError`` or :class:`~glimpse_engine.errors.CheckpointError` naming the flag
     or file, raised before anything is played or written."""
     from PIL import Image
 

@@ -21,16 +21,6 @@ from typing import Any, NamedTuple
 
 import torch
 
-from agents.distributed import SINGLE, Cluster, gather_objects
-from agents.runs import (
-    CheckpointError,
-    load_checkpoint,
-    parse_args,
-    rebuild_model,
-    use_data_dir,
-    write_json,
-)
-from agents.weights import reproduction
 from baselines.models import (
     BaselineConfig,
     SelfAttentionCNN,
@@ -40,6 +30,12 @@ from baselines.models import (
     model_from_config,
 )
 from baselines.shipped import pretrained
+from glimpse_engine.checkpoints import load_checkpoint, rebuild_model
+from glimpse_engine.cli import parse_args, use_data_dir
+from glimpse_engine.distributed import SINGLE, Cluster, gather_objects
+from glimpse_engine.errors import CheckpointError
+from glimpse_engine.runs import write_json
+from glimpse_engine.weights import reproduction
 from glimpse_env import CanvasBatch, CanvasSource
 from glimpse_env.cli import check_data_dir, check_flag_int, check_output_file, run_cli, set_threads
 from glimpse_env.evaluation import score_predictions
@@ -123,7 +119,7 @@ def load_baseline(
 ) -> tuple[SimpleCNN | SelfAttentionCNN, dict[str, Any]]:
     """The baseline of a training checkpoint, on ``device``, and the run's configuration.
 
-    Raises :class:`~agents.runs.CheckpointError` for a missing or unreadable file, for a
+    Raises :class:`~glimpse_engine.errors.CheckpointError` for a missing or unreadable file, for a
     checkpoint of another program (a RAM of ``python -m agents.ram_reinforce`` is named as
     such, with the programs that read it) and for weights that do not fit the model.
     """
@@ -188,7 +184,7 @@ class EvalArgs:
 def main(argv: Sequence[str] | None = None) -> ClassifierResult:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the result.
 
-    Bad input is a ``ValueError`` or :class:`~agents.runs.CheckpointError` naming the flag
+    Bad input is a ``ValueError`` or :class:`~glimpse_engine.errors.CheckpointError` naming the flag
     or file, raised before anything is evaluated or written."""
     args = parse_args(EvalArgs, argv)
     if bool(args.checkpoint) == (args.pretrained is not None):

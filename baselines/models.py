@@ -31,6 +31,7 @@ defaults here are chosen so that on the 40x40 cluttered canvas the counts are 1.
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -43,6 +44,7 @@ __all__ = [
     "MODEL_NAMES",
     "AttentionMaps",
     "BaselineConfig",
+    "Classifier",
     "ConvEncoder",
     "FeedForward",
     "SelfAttentionCNN",
@@ -313,6 +315,10 @@ class FeedForward(nn.Module):
 def as_inputs(canvases: torch.Tensor) -> torch.Tensor:
     """``(B, H, W)`` uint8 canvases -> ``(B, 1, H, W)`` float32 in ``[0, 1]`` (as the retina reads them)."""
     return canvases.unsqueeze(1).float().div_(255.0)
+
+
+#: a baseline model, either kind
+Classifier = typing.Union["SimpleCNN", "SelfAttentionCNN"]
 
 
 def build_model(

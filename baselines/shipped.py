@@ -5,7 +5,7 @@
 
 ``python -m baselines.evaluate --pretrained ENV_ID --model cnn|self_attention`` scores it
 and reproduces the row's test accuracy exactly. The files and their checks are described
-in :mod:`agents.weights`.
+in :mod:`glimpse_engine.weights`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from agents.weights import load_weights
 from baselines.models import BaselineConfig, SelfAttentionCNN, SimpleCNN, model_from_config
+from glimpse_engine.weights import load_weights
 
 __all__ = ["PretrainedBaseline", "pretrained"]
 
@@ -28,7 +28,7 @@ class PretrainedBaseline(NamedTuple):
     env_id: str
     """The environment id whose canvases it classifies."""
     card: dict[str, Any]
-    """The row's card: architecture, accuracy, run and command (see :mod:`agents.weights`)."""
+    """The row's card: architecture, accuracy, run and command (see :mod:`glimpse_engine.weights`)."""
 
 
 def pretrained(
@@ -36,7 +36,7 @@ def pretrained(
 ) -> PretrainedBaseline:
     """The shipped ``model`` (``"cnn"`` or ``"self_attention"``) of ``env_id``'s leaderboard row.
 
-    Raises :class:`agents.weights.WeightsError` when none ships or a file does not match
+    Raises :class:`glimpse_engine.weights.WeightsError` when none ships or a file does not match
     its digest.
     """
     tensors, card = load_weights(env_id, model)

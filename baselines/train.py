@@ -15,88 +15,47 @@ is on ``val``; ``test`` is scored once, at the end, with the best checkpoint.
 
 The run folder (``--run-dir``) gets ``config.json``, TensorBoard scalars (``charts/``,
 ``losses/``) and sample pictures, ``checkpoints/last.pt`` and ``checkpoints/best.pt`` and
-``results/test.json``; see :mod:`agents.runs` (the module the RAM agent uses too).
+``results/test.json``; see :mod:`glimpse_engine.fit` (the fit loop the RAM agent uses too).
 
 Under ``torchrun`` the model is trained with ``DistributedDataParallel``: every rank
 draws its own canvases (or its own share of the fixed training set), ``--batch-size`` is
-per rank, and validation and test are shared out and combined; see :mod:`agents.distributed`.
+per rank, and validation and test are shared out and combined; see :mod:`glimpse_engine.distributed`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import random
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch.distributed.elastic.multiprocessing.errors import record
 from torch.nn import functional as F
-from tqdm import tqdm
 
-from agents.distributed import (
-    data_parallel,
-    from_main,
-    join,
-    leave,
-    mean_over_ranks,
-    on_main,
-    rank_seed,
-    update_share,
-)
-from agents.runs import (
-    RESUMABLE,
-    CheckpointError,
-    RunFolderError,
-    average_state,
-    check_settings,
-    command_line,
-    epoch_average,
-    evaluated_model,
-    inference_weights,
-    interruptible,
-    load_checkpoint,
-    open_run,
-    open_writer,
-    own_streams,
-    parse_args,
-    rank_streams,
-    record_resume,
-    restore_average,
-    restore_torch_rng,
-    resume_args,
-    resume_state,
-    run_main,
-    save_epoch,
-    started_by,
-    stop_reason,
-    torch_rng_state,
-    use_data_dir,
-    weight_average,
-    write_json,
-)
-from baselines.evaluate import ClassifierResult, evaluate_classifier, format_table, load_images
+from baselines.evaluate import evaluate_classifier, format_table, load_images
 from baselines.models import (
     BLOCK_SIZE,
     CNN_HIDDEN,
     D_MODEL,
     HEAD_HIDDEN,
     HEADS,
-    MODEL_NAMES,
     BaselineConfig,
+    Classifier,
     as_inputs,
-    count_parameters,
     model_from_config,
 )
 from baselines.visualize import sample_picture
+from glimpse_engine.averaging import epoch_average, weight_average
+from glimpse_engine.cli import RESUMABLE, interruptible, parse_args, resume_args, run_main
+from glimpse_engine.distributed import data_parallel, mean_over_ranks, rank_seed, update_share
+from glimpse_engine.fit import EpochResult, Fit, Program, fit, make_scheduler, start
 from glimpse_env import CanvasSource
-from glimpse_env.data import SPLIT_SIZES
 from glimpse_env.registration import check_env_id
-from glimpse_env.vector import check_device
+
+__all__ = ["Args", "check_baseline", "check_swa", "main"]
 
 #: this trainer, as ``python -m`` runs it (recorded in a run's commands.json)
 PROGRAM = "baselines.train"
@@ -106,7 +65,7 @@ PROGRAM = "baselines.train"
 class Args:
     """Train a full-image baseline (the study's CNN or CNN + self-attention) on an environment's canvases."""
 
-    model: str = field(default="cnn", metadata={"choices": MODEL_NAMES})
+    model: Literal["cnn", "self_attention"] = "cnn"
     """cnn (the study's simple CNN) or self_attention (the same encoder with self-attention over blocks)"""
     env: str = "GlimpseMNIST-Cluttered-v0"
     """registered environment id: its canvases (fresh training canvases, fixed val and test sets) are used"""
@@ -123,7 +82,7 @@ class Args:
     rate is not rescaled)"""
     learning_rate: float = 1e-3
     """initial learning rate of Adam (the study: 1e-3)"""
-    lr_schedule: str = field(default="plateau", metadata={"choices": ("plateau", "cosine")})
+    lr_schedule: Literal["plateau", "cosine"] = "plateau"
     """plateau (the study): multiply by --lr-factor after --lr-patience + 1 epochs without a better val
     accuracy; cosine: anneal to 0 over --epochs (as set when the run started), whatever val does"""
     lr_factor: float = 0.5
@@ -199,34 +158,17 @@ class Args:
 @interruptible(PROGRAM)  # Ctrl-C: one line that says how to continue
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE, program=PROGRAM)
-    check_settings(args)  # before anything is made or written
-    check_env_id(args.env)
-    use_data_dir(args.data_dir)
-    cluster, device = join(check_device(args.device, "--device"))
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    if args.train_size is not None and (args.images_per_epoch or 0) > args.train_size:
-        raise ValueError(
-            f"--images-per-epoch {args.images_per_epoch} exceeds --train-size {args.train_size}: "
-            f"an epoch shows every canvas of a fixed training set at most once"
-        )
-    if not 0.0 <= args.label_smoothing < 1.0:
-        raise ValueError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
-    check_swa(args)
-    images_per_epoch = args.images_per_epoch or args.train_size or SPLIT_SIZES["train"]
-    global_batch = args.batch_size * cluster.world_size
-    if global_batch > images_per_epoch:
-        raise ValueError(
-            f"--batch-size {args.batch_size} x {cluster.world_size} rank(s) is larger than an epoch "
-            f"({images_per_epoch} images)"
-        )
-    run_dir = Path(args.resume or args.run_dir or f"runs/{args.model}-{args.env}-seed{args.seed}")
-    # the run's settings, and how its batch was made up (--batch-size is per rank)
-    config = {**dataclasses.asdict(args), "world_size": cluster.world_size, "global_batch_size": global_batch}
+    session = start(
+        args,
+        check=lambda: check_baseline(args),
+        per_epoch=args.images_per_epoch,
+        per_epoch_flag="--images-per-epoch",
+        unit="images",
+        default_run_dir=f"runs/{args.model}-{args.env}-seed{args.seed}",
+    )
+    cluster, device = session.cluster, session.device
 
     # ---------------------------------------------------------------- seeding
-    random.seed(args.seed)
-    torch.manual_seed(args.seed)  # the weights (the same on every rank) and dropout
     canvas_rng = np.random.default_rng(rank_seed(args.seed, cluster))  # this rank's fresh training canvases
 
     # ---------------------------------------------------------------- canvases (the environment's)
@@ -234,7 +176,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     train_source = CanvasSource.from_id(args.env, split="train", device=device, **overrides)
     fixed_train = None if args.train_size is None else load_images(train_source, args.eval_batch_size)
     val = load_images(CanvasSource.from_id(args.env, split="val", device=device), args.eval_batch_size)
-    updates_per_epoch = max(1, images_per_epoch // global_batch)
 
     # ---------------------------------------------------------------- model
     mconfig = BaselineConfig(
@@ -258,79 +199,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         torch.manual_seed(rank_seed(args.seed, cluster))  # dropout: this rank's own stream
     average = epoch_average(model) if args.swa_start else weight_average(model, args.ema)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    scheduler: Any
-    if args.lr_schedule == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=args.lr_factor, patience=args.lr_patience
-        )
-    else:
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
-    n_params = count_parameters(model)
-
-    # ---------------------------------------------------------------- run folder
-    resume = args.resume is not None
-    command = command_line(PROGRAM, argv)
-    on_main(  # (a resume: the folder is checked, and nothing written yet)
-        lambda: open_run(
-            run_dir, config, program=PROGRAM, command=command, resume=resume, overwrite=args.overwrite
-        ),
-        cluster,
-    )
-    checkpoints = run_dir / "checkpoints"
-    start_epoch, best_val, best_epoch, history = 0, -1.0, -1, []
-    found = resume_state(checkpoints, map_location=device) if resume else None
-    if resume and found is None:
-        cluster.say(f"{run_dir} has no checkpoint yet: its training starts again from epoch 1")
-    if found is not None:
-        source, state = found
-        if state["config"]["env"] != args.env or BaselineConfig.from_dict(state["model_config"]) != mconfig:
-            raise CheckpointError(f"{source} was made with another environment or model")
-        model.load_state_dict(state["model"])
-        restore_average(average, state)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best_val, best_epoch = state["epoch"], state["best_val"], state["best_epoch"]
-        streams = own_streams(state, cluster)
-        if streams is None:  # saved by a job of another size: this rank's streams start anew
-            torch.manual_seed(rank_seed(args.seed + start_epoch, cluster))
-            canvas_rng = np.random.default_rng([rank_seed(args.seed, cluster), start_epoch])
-            cluster.say(
-                f"{run_dir} was trained on {state.get('world_size', 1)} rank(s): random streams start anew"
-            )
-        else:
-            restore_torch_rng(streams, device)
-            canvas_rng.bit_generator.state = streams["canvas_rng"]
-        history = state["history"]
-        cluster.say(
-            f"resuming {run_dir} after epoch {start_epoch} (best val {best_val:.4f} at epoch {best_epoch}) "
-            f"from {source.name}"
-        )
-    if resume:  # the checkpoint loaded and matched: only now is the resume recorded
-        on_main(lambda: record_resume(run_dir, command, None if found is None else found[0]), cluster)
-    writer = open_writer(run_dir, purge_step=start_epoch * updates_per_epoch, cluster=cluster)
-    cluster.say(
-        f"{args.model} on {args.env} canvases {mconfig.canvas_shape}: {n_params:,} parameters, "
-        f"{updates_per_epoch} updates of {args.batch_size} images per epoch"
-        + (f" on each of {cluster.world_size} ranks" if cluster.distributed else "")
+    scheduler = make_scheduler(
+        optimizer, args.lr_schedule, epochs=args.epochs, factor=args.lr_factor, patience=args.lr_patience
     )
 
-    def checkpoint_state(epoch: int) -> dict[str, Any]:
-        return {
-            "model": model.state_dict(),
-            **average_state(average),
-            "model_config": dataclasses.asdict(mconfig),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            **rank_streams(
-                {**torch_rng_state(device), "canvas_rng": canvas_rng.bit_generator.state}, cluster
-            ),
-            "epoch": epoch,
-            "best_val": best_val,
-            "best_epoch": best_epoch,
-            "history": history,
-            "n_params": n_params,
-        }
-
+    # ---------------------------------------------------------------- one epoch of supervised updates
     def training_batch(update: int, order: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
         if fixed_train is None:
             return train_source.fresh(args.batch_size, canvas_rng)
@@ -338,26 +211,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         picked = torch.as_tensor(update_share(order, update, args.batch_size, cluster), device=device)
         return fixed_train.canvases[picked], fixed_train.labels[picked]
 
-    # ---------------------------------------------------------------- training loop
-    clock = time.monotonic()
-    for epoch in range(start_epoch + 1, args.epochs + 1):
-        reason = stop_reason(
-            epoch=epoch,
-            first_epoch=start_epoch + 1,
-            best_epoch=best_epoch,
-            patience=args.patience,
-            started=clock,
-            time_limit=args.time_limit,
-        )
-        reason = from_main(reason, cluster)  # decided once: every rank stops together
-        if reason is not None:
-            cluster.say(reason)
-            break
-        swa_phase = bool(args.swa_start) and epoch >= args.swa_start
-        constant_rate = swa_phase and args.swa_lr is not None  # the schedule gives way to --swa-lr
-        if constant_rate:
-            for group in optimizer.param_groups:
-                group["lr"] = args.swa_lr
+    def train_epoch(epoch: int, updates: Iterable[int], fit: Fit) -> EpochResult:
         model.train()
         sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss, correct
         canvas_seconds = 0.0
@@ -365,13 +219,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         order = None
         if args.train_size is not None:  # a fixed training set: every canvas once per epoch
             order = np.random.default_rng([args.seed, epoch]).permutation(args.train_size)
-        bar = tqdm(
-            range(updates_per_epoch),
-            desc=f"epoch {epoch}",
-            disable=not (args.progress and cluster.is_main),
-            leave=False,
-        )
-        for update in bar:
+        for update in updates:
             if device.type == "cuda":  # time the canvases alone, not the GPU's queue of the last update
                 torch.cuda.synchronize(device)
             batch_start = time.perf_counter()
@@ -381,107 +229,101 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             canvas_seconds += time.perf_counter() - batch_start
             logits = trained(as_inputs(canvases))
             loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
-            if not bool(torch.isfinite(loss)):
-                raise RuntimeError(
-                    f"the loss is {float(loss.detach())} at epoch {epoch}, update {update + 1}; "
-                    f"training stopped. The last good checkpoint is {checkpoints / 'last.pt'} "
-                    f"(epoch {epoch - 1}); try a lower --learning-rate"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if average is not None and not args.swa_start:  # the moving average follows every update
-                average.update_parameters(model)
+            fit.step(loss, update)
             sums += torch.stack([loss.detach(), (logits.detach().argmax(1) == labels).sum()]).double()
-        bar.close()
         seconds = time.perf_counter() - start
         mean_over_ranks(sums, cluster)  # every rank's sums: the epoch's means over all of its images
         train_loss, train_correct = sums.tolist()
-        if average is not None and swa_phase:  # the epoch average takes in this epoch's weights
-            average.update_parameters(model)
-        evaluated = evaluated_model(model, average)  # what validation and the pictures see
-        result = evaluate_classifier(
-            evaluated, val, batch_size=args.eval_batch_size, env_id=args.env, split="val", cluster=cluster
+        mean_loss = train_loss / session.updates_per_epoch
+        return EpochResult(
+            scalars={
+                "losses/cross_entropy": mean_loss,
+                "charts/train_accuracy": train_correct / (session.updates_per_epoch * args.batch_size),
+                "charts/canvas_share": canvas_seconds / seconds,
+            },
+            record={"train_loss": mean_loss},
+            summary=f"train loss {mean_loss:.4f}",
+            timing={"canvas_seconds": canvas_seconds},
+            detail=f", canvases {100 * canvas_seconds / seconds:.1f}%",
         )
-        lr = optimizer.param_groups[0]["lr"]
-        if not constant_rate:  # (under --swa-lr the rate stays put from --swa-start on)
-            if args.lr_schedule == "plateau":
-                scheduler.step(result.accuracy)
-            else:
-                scheduler.step()
-        improved = result.accuracy > best_val
-        if improved:
-            best_val, best_epoch = result.accuracy, epoch
-        step = epoch * updates_per_epoch
-        images_per_second = updates_per_epoch * global_batch / seconds
-        writer.add_scalar("losses/cross_entropy", train_loss / updates_per_epoch, step)
-        writer.add_scalar(
-            "charts/train_accuracy", train_correct / (updates_per_epoch * args.batch_size), step
-        )
-        writer.add_scalar("charts/val_accuracy", result.accuracy, step)
-        writer.add_scalar("charts/learning_rate", lr, step)
-        writer.add_scalar("charts/images_per_second", images_per_second, step)
-        writer.add_scalar("charts/canvas_share", canvas_seconds / seconds, step)
-        if cluster.is_main and args.image_every and (epoch % args.image_every == 0 or epoch == 1):
-            writer.add_image(
-                "charts/samples", sample_picture(evaluated, val, count=8), step, dataformats="HWC"
-            )
-        history.append(
-            {
-                "epoch": epoch,
-                "train_loss": train_loss / updates_per_epoch,
-                "val_accuracy": result.accuracy,
-                "learning_rate": lr,
-                "seconds": seconds,
-                "canvas_seconds": canvas_seconds,
-            }
-        )
-        state = checkpoint_state(epoch)
-        if cluster.is_main:  # best.pt (when improved), then last.pt: a kill between leaves them consistent
-            save_epoch(checkpoints, state, config, improved=improved)
-        cluster.say(
-            f"epoch {epoch}: train loss {train_loss / updates_per_epoch:.4f}, "
-            f"val accuracy {result.accuracy:.4f}"
-            f"{' (best)' if improved else ''}, lr {lr:.2e}, {seconds:.1f} s "
-            f"({images_per_second:,.0f} images/s, canvases {100 * canvas_seconds / seconds:.1f}%)"
-        )
-    writer.flush()
 
-    # ---------------------------------------------------------------- test, once, with the best checkpoint
-    # (rank 0 reads it and sends it: the other ranks need not see the run folder)
-    best: dict[str, Any] = on_main(lambda: load_checkpoint(checkpoints / "best.pt"), cluster)
-    model.load_state_dict(inference_weights(best))
-    test_images = load_images(
-        CanvasSource.from_id(args.env, split="test", device=device), args.eval_batch_size
+    def classifier(module: torch.nn.Module) -> Classifier:
+        return typing.cast(Classifier, module)  # the model, or its weight average's copy
+
+    def test(model: torch.nn.Module, history: list[dict[str, Any]]) -> dict[str, Any]:
+        images = load_images(
+            CanvasSource.from_id(args.env, split="test", device=device), args.eval_batch_size
+        )
+        result = evaluate_classifier(
+            classifier(model),
+            images,
+            batch_size=args.eval_batch_size,
+            env_id=args.env,
+            split="test",
+            cluster=cluster,
+        )
+        cluster.say(format_table(result))
+        train_seconds = max(sum(h["seconds"] for h in history), 1e-9)
+        return {
+            **result.as_dict(),
+            "model": args.model,
+            "images_per_second": session.updates_per_epoch
+            * session.global_batch
+            * len(history)
+            / train_seconds,
+            "canvas_share": sum(h["canvas_seconds"] for h in history) / train_seconds,
+            "device": str(device),
+        }
+
+    def restore_streams(own: Mapping[str, Any] | None, state: Mapping[str, Any], epoch: int) -> None:
+        nonlocal canvas_rng
+        if own is None:  # saved by a job of another size: this rank's canvases start anew
+            canvas_rng = np.random.default_rng([rank_seed(args.seed, cluster), epoch])
+        else:
+            canvas_rng.bit_generator.state = own["canvas_rng"]
+
+    program = Program(
+        train_epoch=train_epoch,
+        validate=lambda model: (
+            evaluate_classifier(
+                classifier(model),
+                val,
+                batch_size=args.eval_batch_size,
+                env_id=args.env,
+                split="val",
+                cluster=cluster,
+            ).accuracy
+        ),
+        test=test,
+        rank_streams=lambda: {"canvas_rng": canvas_rng.bit_generator.state},
+        restore_streams=restore_streams,
+        picture=lambda model: sample_picture(classifier(model), val, count=8),
+        picture_tag="charts/samples",
     )
-    test: ClassifierResult = evaluate_classifier(
-        model, test_images, batch_size=args.eval_batch_size, env_id=args.env, split="test", cluster=cluster
+    return fit(
+        args,
+        session,
+        program,
+        name=PROGRAM,
+        argv=argv,
+        model=model,
+        model_config=mconfig,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        average=average,
+        swa_start=args.swa_start,
+        swa_lr=args.swa_lr,
+        banner=f"{args.model} on {args.env} canvases {mconfig.canvas_shape}",
+        unit="images",
     )
-    cluster.say(format_table(test))
-    train_seconds = sum(h["seconds"] for h in history)
-    results: dict[str, Any] = {
-        **test.as_dict(),
-        "model": args.model,
-        "best_epoch": best["epoch"],
-        "val_accuracy": best["best_val"],
-        "epochs": history[-1]["epoch"] if history else 0,
-        "train_seconds": train_seconds,
-        "images_per_second": updates_per_epoch * global_batch * len(history) / max(train_seconds, 1e-9),
-        "canvas_share": sum(h["canvas_seconds"] for h in history) / max(train_seconds, 1e-9),
-        "device": str(device),
-        "world_size": cluster.world_size,
-        **started_by(run_dir, command),
-        "config": config,
-    }
-    if cluster.is_main:
-        write_json(run_dir / "results" / "test.json", results)
-    writer.add_scalar("charts/test_accuracy", test.accuracy, results["epochs"] * updates_per_epoch)
-    writer.close()
-    leave()
-    cluster.say(
-        f"test accuracy {test.accuracy:.4f} (best val {best['best_val']:.4f} at epoch {best['epoch']})"
-    )
-    return results
+
+
+def check_baseline(args: Args) -> None:
+    """Refuse the settings of this trainer that no run can use (a ``ValueError`` naming the flag)."""
+    check_env_id(args.env)
+    if not 0.0 <= args.label_smoothing < 1.0:
+        raise ValueError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    check_swa(args)
 
 
 def check_swa(args: Args) -> None:
@@ -504,4 +346,4 @@ def check_swa(args: Args) -> None:
 
 
 if __name__ == "__main__":
-    run_main(main, errors=(RunFolderError, CheckpointError, ValueError, RuntimeError))
+    run_main(main)

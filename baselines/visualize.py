@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.runs import CheckpointError, parse_args, use_data_dir
-from agents.visualize import CAPTION, GAP, caption, check_canvases
 from baselines.models import POOL, SelfAttentionCNN, SimpleCNN, as_inputs
+from glimpse_engine.cli import parse_args, use_data_dir
+from glimpse_engine.errors import CheckpointError
+from glimpse_engine.pictures import CAPTION, GAP, caption, check_canvases
 from glimpse_env import CanvasBatch, CanvasSource
 from glimpse_env.cli import check_data_dir, check_output_file, run_cli, set_threads
 from glimpse_env.vector import check_device
@@ -114,7 +115,7 @@ class VisualizeArgs:
 def main(argv: Sequence[str] | None = None) -> Path:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the picture's path.
 
-    Bad input is a ``ValueError`` or :class:`~agents.runs.CheckpointError` naming the flag
+    Bad input is a ``ValueError`` or :class:`~glimpse_engine.errors.CheckpointError` naming the flag
     or file, raised before anything is drawn or written."""
     from PIL import Image
 

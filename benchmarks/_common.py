@@ -182,7 +182,7 @@ def _settings(result: dict[str, Any]) -> dict[str, Any]:
     program = _program(words)
     if program not in TRAINERS:
         return {}
-    from agents.runs import parse_args
+    from glimpse_engine.cli import parse_args
 
     try:
         return dataclasses.asdict(parse_args(trainer_args(program), words[3:]))

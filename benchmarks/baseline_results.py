@@ -22,8 +22,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from agents.runs import RESUMABLE
 from baselines.train import Args
+from glimpse_engine.cli import RESUMABLE
 
 COLUMNS = [
     "env",
@@ -42,7 +42,7 @@ COLUMNS = [
 
 #: settings that do not define a recipe: the seed, the run folder, the batch per update (derived:
 #: batch_size x world_size) and those a ``--resume`` may change because they change where and how fast
-#: a run goes, not what it trains (agents.runs.RESUMABLE; a time limit does when it binds: such runs
+#: a run goes, not what it trains (glimpse_engine.cli.RESUMABLE; a time limit does when it binds: such runs
 #: say so in their epochs), but for ``epochs`` (see :func:`recipe`) and ``device``
 NOT_RECIPE = (RESUMABLE - {"epochs", "device"}) | {"seed", "run_dir", "global_batch_size"}
 #: the value a setting has when a run's config.json does not name it (it predates the setting)

@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from agents.runs import load_checkpoint
+from glimpse_engine.checkpoints import load_checkpoint
 
 PROGRAMS = ("agents.ram_reinforce", "baselines.train")
 COMPARED = ("train_reward", "loss", "train_loss", "val_accuracy")

@@ -15,7 +15,7 @@ import json
 import shutil
 from pathlib import Path
 
-from agents.runs import load_checkpoint
+from glimpse_engine.checkpoints import load_checkpoint
 
 
 def main() -> None:

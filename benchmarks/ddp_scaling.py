@@ -25,7 +25,7 @@ from typing import Any
 
 from _common import machine, print_table, write_json
 
-from agents.runs import load_checkpoint
+from glimpse_engine.checkpoints import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAMS = {

@@ -45,7 +45,7 @@ from _common import bounded_command, how_it_ended
 from baseline_results import best_by_val, load_runs, print_table
 from results_tables import ram_run
 
-from agents.weights import shipped
+from glimpse_engine.weights import shipped
 
 #: every registered id, in the registration's order
 ENVS = tuple(spec.env_id for spec in ENV_SPECS)
@@ -102,7 +102,7 @@ def _row(
 
 def shipped_runs(results: Path) -> dict[tuple[str, str], str]:
     """``(env_id, kind) -> `` the folder under ``results/`` of each row whose weights ship
-    (the ``weights/`` folder beside ``results``; see :mod:`agents.weights`): the
+    (the ``weights/`` folder beside ``results``; see :mod:`glimpse_engine.weights`): the
     leaderboard's row for that agent."""
     root = results.parent / "weights"
     runs = {}

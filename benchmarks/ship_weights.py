@@ -3,7 +3,7 @@
     python benchmarks/ship_weights.py RUN_DIR --results results/ram/NAME [--dtype float16]
 
 Writes ``weights/<ENV_ID>/<kind>.safetensors`` and ``.json`` with their digests from the
-run's ``checkpoints/best.pt`` and ``results/test.json`` (:func:`agents.weights.ship_run`).
+run's ``checkpoints/best.pt`` and ``results/test.json`` (:func:`glimpse_engine.weights.ship_run`).
 ``--results`` names the folder under ``results/`` where the run's JSON is kept.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from agents.weights import DTYPES, ship_run
+from glimpse_engine.weights import DTYPES, ship_run
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ def run_cli(
     The errors reported so are :data:`INPUT_ERRORS` (``ValueError``, ``OSError``), a
     missing optional dependency (:class:`~glimpse_env.extras.MissingExtraError`, whose
     message names the ``pip install`` that fixes it) and the program's own ``errors``
-    (e.g. ``agents.runs.CheckpointError``); any other exception is a bug and keeps its
+    (e.g. ``glimpse_engine.errors.CheckpointError``); any other exception is a bug and keeps its
     traceback.
     """
     reported: tuple[type[BaseException], ...] = (*INPUT_ERRORS, MissingExtraError, *errors)

@@ -232,7 +232,7 @@ def _load_ram(path: str, env_id: str, *, device: torch.device, sample: bool, see
     ``path`` ``pretrained`` is the RAM that ships for ``env_id`` (:func:`agents.pretrained`),
     seeded by default as its leaderboard row; its ``mc_samples`` is the row's."""
     from agents.evaluate import RAMPolicy, default_seed, load_model
-    from agents.runs import CheckpointError
+    from glimpse_engine.errors import CheckpointError
 
     mc_samples = None
     if path == PRETRAINED:
@@ -240,7 +240,7 @@ def _load_ram(path: str, env_id: str, *, device: torch.device, sample: bool, see
 
         try:
             shipped = pretrained(env_id, device=device)
-        except ValueError as error:  # agents.weights.WeightsError
+        except ValueError as error:  # glimpse_engine.weights.WeightsError
             raise PolicySpecError(f"--policy ram:{path}: {error}") from None
         model, std, own_seed, mc_samples = shipped.model, shipped.std, shipped.seed, shipped.mc_samples
     else:

@@ -7,7 +7,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
 
-from agents.distributed import join, leave
+from glimpse_engine.distributed import join, leave
 
 
 @record

@@ -12,14 +12,6 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.runs import (
-    AVERAGE_KEY,
-    CheckpointError,
-    RunFolderError,
-    inference_weights,
-    load_checkpoint,
-    save_checkpoint,
-)
 from agents.visualize import CAPTION, GAP
 from baselines import evaluate, train, visualize
 from baselines.models import (
@@ -33,6 +25,9 @@ from baselines.models import (
     count_parameters,
     model_from_config,
 )
+from glimpse_engine.averaging import AVERAGE_KEY
+from glimpse_engine.checkpoints import inference_weights, load_checkpoint, save_checkpoint
+from glimpse_engine.errors import CheckpointError, RunFolderError
 from glimpse_env import CanvasBatch
 
 TINY = ["--images-per-epoch", "512", "--batch-size", "64", "--image-every", "0", "--no-progress"]

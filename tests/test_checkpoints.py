@@ -21,20 +21,20 @@ from typing import Any
 import pytest
 import torch
 
-from agents import ram_reinforce, runs
-from agents.runs import (
+from agents import ram_reinforce
+from baselines import train
+from glimpse_engine import checkpoints, cli
+from glimpse_engine.checkpoints import (
     CHECKSUM_KEY,
     CONFIG_KEY,
     FORMAT_KEY,
     FORMAT_VERSION,
     PAYLOAD_KEY,
-    CheckpointError,
-    Interrupted,
-    RunFolderError,
     load_checkpoint,
     save_checkpoint,
 )
-from baselines import train
+from glimpse_engine.cli import Interrupted
+from glimpse_engine.errors import CheckpointError, RunFolderError
 
 ROOT = Path(__file__).resolve().parents[1]
 RAM_FLAGS = ["--episodes-per-epoch", "256", "--batch-size", "64", "--eval-episodes", "200", "--epochs", "3"]
@@ -309,7 +309,7 @@ def dying_writes(kill_at: int, moment: str) -> Any:
     return save
 
 
-real_save_checkpoint = runs.save_checkpoint
+real_save_checkpoint = checkpoints.save_checkpoint
 
 
 def assert_consistent(checkpoints: Path) -> None:
@@ -336,10 +336,10 @@ def test_a_kill_inside_any_checkpoint_write_resumes_to_the_same_ram_run(
     for kill_at in range(1, writes + 1):
         for moment in ("during", "after"):
             run = tmp_path / f"killed-{kill_at}-{moment}"
-            monkeypatch.setattr(runs, "save_checkpoint", dying_writes(kill_at, moment))
+            monkeypatch.setattr(checkpoints, "save_checkpoint", dying_writes(kill_at, moment))
             with pytest.raises(Killed):
                 ram_reinforce.main(["--run-dir", str(run), *RAM_FLAGS])
-            monkeypatch.setattr(runs, "save_checkpoint", real_save_checkpoint)
+            monkeypatch.setattr(checkpoints, "save_checkpoint", real_save_checkpoint)
             assert_consistent(run / "checkpoints")
             ram_reinforce.main(["--resume", str(run), "--no-progress"])
             assert_same_run(ram_run, run)
@@ -351,10 +351,12 @@ def test_a_kill_between_best_and_last_resumes_to_the_same_cnn_run(
     history = load_checkpoint(cnn_run / "checkpoints" / "last.pt")["history"]
     assert history[1]["val_accuracy"] > history[0]["val_accuracy"]  # epoch 2 writes best.pt, then last.pt
     run = tmp_path / "killed"
-    monkeypatch.setattr(runs, "save_checkpoint", dying_writes(3, "after"))  # best.pt of epoch 2 is written
+    monkeypatch.setattr(
+        checkpoints, "save_checkpoint", dying_writes(3, "after")
+    )  # best.pt of epoch 2 is written
     with pytest.raises(Killed):
         train.main(["--run-dir", str(run), *CNN_FLAGS])
-    monkeypatch.setattr(runs, "save_checkpoint", real_save_checkpoint)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", real_save_checkpoint)
     assert_consistent(run / "checkpoints")
     train.main(["--resume", str(run), "--no-progress"])
     assert_same_run(cnn_run, run)
@@ -410,7 +412,7 @@ def test_ctrl_c_ends_the_baseline_trainer_with_one_line_and_the_run_resumes(
     assert str(stopped.value) == f"interrupted: continue with python -m baselines.train --resume {run}"
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:  # as the program ends: that line alone, status 130
-        runs.run_main(lambda: train.main(["--resume", str(run), "--no-progress"]), errors=(ValueError,))
+        cli.run_main(lambda: train.main(["--resume", str(run), "--no-progress"]), errors=(ValueError,))
     assert exit_info.value.code == 130
     assert capsys.readouterr().err == f"interrupted: continue with python -m baselines.train --resume {run}\n"
     monkeypatch.setattr(train, "evaluate_classifier", real)

@@ -21,13 +21,13 @@ from typing import Any
 import torch
 
 from agents import ram_reinforce
-from agents.distributed import SINGLE, Cluster, launched_by_torchrun, rank_seed, update_share
 from agents.evaluate import evaluate_model, load_model
 from agents.ram import ModelConfig, RecurrentAttentionModel
-from agents.runs import load_checkpoint
 from baselines import train
 from baselines.evaluate import evaluate_classifier, load_baseline, load_images
 from baselines.models import BaselineConfig, model_from_config
+from glimpse_engine.checkpoints import load_checkpoint
+from glimpse_engine.distributed import SINGLE, Cluster, launched_by_torchrun, rank_seed, update_share
 from glimpse_env import CanvasSource
 
 ROOT = Path(__file__).resolve().parents[1]

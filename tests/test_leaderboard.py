@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.weights import save_weights
+from glimpse_engine.weights import save_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -195,7 +195,7 @@ def same_command(a: str, b: str) -> bool:
     program = words_a[2] if words_a[:2] == ["python", "-m"] else None
     if program not in common.TRAINERS or words_b[:3] != words_a[:3]:
         return False
-    from agents.runs import parse_args
+    from glimpse_engine.cli import parse_args
 
     args = common.trainer_args(program)
     return parse_args(args, words_a[3:]) == parse_args(args, words_b[3:])
@@ -402,7 +402,7 @@ def test_command_from_config_gives_the_settings_that_differ_from_the_defaults(mo
         "python -m baselines.train --model self_attention --env GlimpseMNIST-Fashion-v0 --epochs 60 "
         "--lr-patience 3 --dropout 0.2 --threads 1"
     )
-    from agents.runs import parse_args
+    from glimpse_engine.cli import parse_args
 
     parsed = parse_args(common.trainer_args("baselines.train"), shlex.split(command)[3:])
     for name in ("model", "env", "epochs", "learning_rate", "dropout", "lr_patience", "threads"):

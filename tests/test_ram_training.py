@@ -13,14 +13,9 @@ from agents import evaluate, ram_reinforce, visualize
 from agents.losses import ram_loss
 from agents.ram_reinforce import TrainingDiverged
 from agents.rollout import make_vector_env, play_episodes
-from agents.runs import (
-    AVERAGE_KEY,
-    CheckpointError,
-    RunFolderError,
-    inference_weights,
-    load_checkpoint,
-    save_checkpoint,
-)
+from glimpse_engine.averaging import AVERAGE_KEY
+from glimpse_engine.checkpoints import inference_weights, load_checkpoint, save_checkpoint
+from glimpse_engine.errors import CheckpointError, RunFolderError
 
 TINY = [
     "--episodes-per-epoch",

@@ -12,30 +12,27 @@ import pytest
 import torch
 from torch import nn
 
-from agents.runs import (
+from glimpse_engine.averaging import (
     AVERAGE_KEY,
-    COMMANDS_FILE,
-    RESUMABLE,
-    Interrupted,
-    RunFolderError,
     average_state,
     averaging,
-    check_settings,
-    command_line,
     epoch_average,
     evaluated_model,
-    inference_weights,
-    interruptible,
-    open_run,
-    parse_args,
-    record_resume,
     restore_average,
-    resume_args,
-    run_commands,
-    run_main,
-    started_by,
     weight_average,
 )
+from glimpse_engine.checkpoints import inference_weights
+from glimpse_engine.cli import (
+    RESUMABLE,
+    Interrupted,
+    check_settings,
+    interruptible,
+    parse_args,
+    resume_args,
+    run_main,
+)
+from glimpse_engine.errors import RunFolderError
+from glimpse_engine.runs import COMMANDS_FILE, command_line, open_run, record_resume, run_commands, started_by
 
 
 def test_weight_average_is_the_exponential_moving_average_written_naively() -> None:

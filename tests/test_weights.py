@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agents.weights import SUMS_FILE, WeightsError, load_weights, save_weights, shipped, weights_dir
+from glimpse_engine.weights import SUMS_FILE, WeightsError, load_weights, save_weights, shipped, weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,7 +98,7 @@ def test_a_shipped_ram_reproduces_its_run_from_every_command(
     gives the run's own test figure to the last digit (same seed, samples and batches)."""
     from agents import evaluate, ram_reinforce, visualize
     from agents.shipped import pretrained
-    from agents.weights import ship_run
+    from glimpse_engine.weights import ship_run
     from glimpse_env import evaluate as protocol
 
     run = tmp_path / "run"
@@ -130,9 +130,9 @@ def test_a_shipped_ram_reproduces_its_run_from_every_command(
 
 
 def test_a_shipped_baseline_reproduces_its_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agents.weights import ship_run
     from baselines import evaluate, train
     from baselines.shipped import pretrained
+    from glimpse_engine.weights import ship_run
 
     run = tmp_path / "run"
     tiny = ["--images-per-epoch", "512", "--batch-size", "64", "--image-every", "0", "--no-progress"]

@@ -223,7 +223,10 @@ def ship_run(
     RAM), the accuracy the run reported, the command that trained it, ``results`` (where its
     JSON is kept under ``results/``) and ``hardware``.
     """
-    from agents.runs import inference_weights, load_checkpoint  # the run-folder layer, only here
+    from glimpse_engine.checkpoints import (  # the run-folder layer, only here
+        inference_weights,
+        load_checkpoint,
+    )
 
     run = Path(run_dir)
     state = load_checkpoint(run / "checkpoints" / "best.pt")
