@@ -22,7 +22,6 @@ and says whether the accuracy is the row's to the last digit.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NamedTuple
@@ -34,17 +33,16 @@ from torch.nn import functional as F
 from agents.ram import ModelConfig, RecurrentAttentionModel, RecurrentState, sample_locations
 from agents.shipped import pretrained
 from glimpse_engine.checkpoints import load_checkpoint, rebuild_model
-from glimpse_engine.cli import parse_args, use_data_dir
+from glimpse_engine.cli import parse_args
 from glimpse_engine.distributed import SINGLE, Cluster, gather_objects
 from glimpse_engine.errors import CheckpointError
 from glimpse_engine.runs import write_json
+from glimpse_engine.scoring import MachineArgs, one_source, prepare_machine
 from glimpse_engine.weights import reproduction
 from glimpse_env.cli import (
-    check_data_dir,
     check_flag_int,
     check_output_file,
     run_cli,
-    set_threads,
 )
 from glimpse_env.env import ObsType
 from glimpse_env.evaluation import (
@@ -57,7 +55,6 @@ from glimpse_env.evaluation import (
     task_config,
 )
 from glimpse_env.validation import check_int
-from glimpse_env.vector import check_device
 
 __all__ = [
     "EvalResult",
@@ -69,6 +66,9 @@ __all__ = [
     "load_model",
     "main",
 ]
+
+#: the trainer whose checkpoints this program loads
+TRAINER = "agents.ram_reinforce"
 
 #: the result of :func:`evaluate_model`: the protocol's :class:`~glimpse_env.evaluation.EvaluationResult`
 EvalResult = EvaluationResult
@@ -282,7 +282,7 @@ def _check_flags(*, mc_samples: int, episodes: int | None, batch_size: int, seed
 
 
 @dataclass
-class EvalArgs:
+class EvalArgs(MachineArgs):
     """Evaluate a RAM checkpoint on a split of its environment."""
 
     checkpoint: str = ""
@@ -303,12 +303,6 @@ class EvalArgs:
     seed: int | None = None
     """seed of the location draws (default: the checkpoint's training seed, config["seed"], as the run's own
     test in results/test.json, so a re-score gives the run's figures; with --pretrained, the row's)"""
-    device: str = "cpu"
-    """cpu or cuda"""
-    data_dir: str | None = None
-    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
-    threads: int | None = None
-    """torch intra-op threads (default: torch's own choice)"""
     json: str | None = None
     """also write the result as JSON to this file (checked before the evaluation)"""
 
@@ -319,11 +313,9 @@ def main(argv: Sequence[str] | None = None) -> EvalResult:
     Bad input is a ``ValueError`` or :class:`~glimpse_engine.errors.CheckpointError` naming the flag
     or file, raised before anything is evaluated or written."""
     args = parse_args(EvalArgs, argv)
-    if bool(args.checkpoint) == (args.pretrained is not None):
-        sys.exit(
-            "error: give either --checkpoint PATH (a checkpoint of python -m agents.ram_reinforce) or "
-            "--pretrained ENV_ID (the RAM that ships for that environment), not both"
-        )
+    one_source(
+        args.checkpoint, args.pretrained, trainer="agents.ram_reinforce", shipped="--pretrained ENV_ID"
+    )
     _check_flags(
         mc_samples=10 if args.mc_samples is None else args.mc_samples,
         episodes=args.episodes,
@@ -332,10 +324,7 @@ def main(argv: Sequence[str] | None = None) -> EvalResult:
     )
     if args.json:
         check_output_file(args.json, "--json")
-    check_data_dir(args.data_dir)
-    set_threads(args.threads)
-    use_data_dir(args.data_dir)
-    device = check_device(args.device, "--device")
+    device = prepare_machine(args)
     row: dict[str, Any] = {}
     if args.pretrained is not None:
         shipped = pretrained(args.pretrained, device=device)

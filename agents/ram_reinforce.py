@@ -42,7 +42,17 @@ from agents.visualize import trajectory_grid
 from glimpse_engine.averaging import weight_average
 from glimpse_engine.cli import RESUMABLE, interruptible, parse_args, resume_args, run_main
 from glimpse_engine.distributed import data_parallel, mean_over_ranks, rank_seed, update_share
-from glimpse_engine.fit import EpochResult, Fit, Program, TrainingDiverged, fit, make_scheduler, start
+from glimpse_engine.fit import (
+    EpochResult,
+    Fit,
+    Learner,
+    Program,
+    TrainingDiverged,
+    fit,
+    make_scheduler,
+    start,
+)
+from glimpse_engine.scoring import RunArgs
 
 __all__ = ["Args", "TrainingDiverged", "main", "model_config"]
 
@@ -51,7 +61,7 @@ PROGRAM = "agents.ram_reinforce"
 
 
 @dataclass
-class Args:
+class Args(RunArgs):
     """Train the Recurrent Attention Model (Mnih et al. 2014) on a glimpse environment."""
 
     env: str = "GlimpseMNIST-Cluttered-v0"
@@ -119,24 +129,6 @@ class Args:
     """episodes per batch in validation and test"""
     image_every: int = 5
     """write a picture of glimpse trajectories to TensorBoard every N epochs (0: never)"""
-    device: str = "cpu"
-    """cpu or cuda"""
-    data_dir: str | None = None
-    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
-    time_limit: float | None = None
-    """stop after the first epoch that ends past this many minutes of training (the test still runs;
-    a --resume starts the clock again)"""
-    threads: int | None = None
-    """torch intra-op threads (default: torch's own choice); 1 is fastest on a busy small machine"""
-    run_dir: str | None = None
-    """run folder (default: runs/ram-<env>-seed<seed>)"""
-    resume: str | None = None
-    """continue the run in this folder from its last checkpoint (--epochs may be raised)"""
-    overwrite: bool = False
-    """delete an existing run of this program in --run-dir first (a folder that holds anything else is
-    refused)"""
-    progress: bool = True
-    """show a progress bar"""
 
 
 def model_config(args: Args, envs: Any) -> ModelConfig:
@@ -159,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE, program=PROGRAM)
     session = start(
         args,
+        argv,
+        name=PROGRAM,
         per_epoch=args.episodes_per_epoch,
         per_epoch_flag="--episodes-per-epoch",
         unit="episodes",
@@ -275,17 +269,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         picture=lambda model: trajectory_grid(model, args.env, std=args.std, count=8, device=device),  # type: ignore[arg-type]
         picture_tag="charts/glimpses",
     )
+    learner = Learner(model, mconfig, optimizer, scheduler, average)
     return fit(
-        args,
         session,
         program,
-        name=PROGRAM,
-        argv=argv,
-        model=model,
-        model_config=mconfig,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        average=average,
+        learner,
         max_grad_norm=args.max_grad_norm,
         hint="try a lower --learning-rate or --max-grad-norm",
         banner=f"RAM on {args.env}",

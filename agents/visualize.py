@@ -12,7 +12,6 @@ column: the class played and the true class. The GIF shows the same rows as fram
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,16 @@ import torch
 
 from agents.ram import RecurrentAttentionModel
 from agents.rollout import make_vector_env, play_episodes
-from glimpse_engine.cli import parse_args, use_data_dir
+from glimpse_engine.cli import parse_args
 from glimpse_engine.errors import CheckpointError
 from glimpse_engine.pictures import CAPTION, GAP, caption, check_canvases
-from glimpse_env.cli import check_data_dir, check_flag_int, check_output_file, run_cli, set_threads
-from glimpse_env.vector import check_device
+from glimpse_engine.scoring import MachineArgs, one_source, prepare_machine
+from glimpse_env.cli import check_flag_int, check_output_file, run_cli
 
 __all__ = ["caption", "check_canvases", "main", "trajectory_frames", "trajectory_grid"]
+
+#: the trainer whose checkpoints this program loads
+TRAINER = "agents.ram_reinforce"
 
 
 @torch.no_grad()
@@ -112,7 +114,7 @@ def trajectory_grid(
 
 
 @dataclass
-class VisualizeArgs:
+class VisualizeArgs(MachineArgs):
     """Draw a RAM checkpoint's glimpse trajectories on test images."""
 
     checkpoint: str = ""
@@ -130,12 +132,6 @@ class VisualizeArgs:
     seed: int | None = None
     """seed of the location draws with --sample (default: the checkpoint's training seed, config["seed"],
     as agents.evaluate)"""
-    device: str = "cpu"
-    """cpu or cuda"""
-    threads: int | None = None
-    """torch intra-op threads (default: torch's own choice)"""
-    data_dir: str | None = None
-    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -149,18 +145,13 @@ def main(argv: Sequence[str] | None = None) -> Path:
     from agents.shipped import pretrained
 
     args = parse_args(VisualizeArgs, argv)
-    if bool(args.checkpoint) == (args.pretrained is not None):
-        sys.exit(
-            "error: give either --checkpoint PATH (a checkpoint of python -m agents.ram_reinforce) or "
-            "--pretrained ENV_ID (the RAM that ships for that environment), not both"
-        )
+    one_source(
+        args.checkpoint, args.pretrained, trainer="agents.ram_reinforce", shipped="--pretrained ENV_ID"
+    )
     out = check_output_file(args.out, "--out", suffixes=(".png", ".gif"), example="glimpses.png")
     check_canvases(args.count, args.first_index)
     check_flag_int(args.seed, "--seed", low=0, optional=True, hint="drop it for the training seed")
-    check_data_dir(args.data_dir)
-    set_threads(args.threads)
-    use_data_dir(args.data_dir)
-    device = check_device(args.device, "--device")
+    device = prepare_machine(args)
     if args.pretrained is not None:
         shipped = pretrained(args.pretrained, device=device)
         model, env_id, std, own_seed = shipped.model, shipped.env_id, shipped.std, shipped.seed

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 
@@ -31,15 +31,15 @@ from baselines.models import (
 )
 from baselines.shipped import pretrained
 from glimpse_engine.checkpoints import load_checkpoint, rebuild_model
-from glimpse_engine.cli import parse_args, use_data_dir
+from glimpse_engine.cli import parse_args
 from glimpse_engine.distributed import SINGLE, Cluster, gather_objects
 from glimpse_engine.errors import CheckpointError
 from glimpse_engine.runs import write_json
+from glimpse_engine.scoring import MachineArgs, one_source, prepare_machine
 from glimpse_engine.weights import reproduction
 from glimpse_env import CanvasBatch, CanvasSource
-from glimpse_env.cli import check_data_dir, check_flag_int, check_output_file, run_cli, set_threads
+from glimpse_env.cli import check_flag_int, check_output_file, run_cli
 from glimpse_env.evaluation import score_predictions
-from glimpse_env.vector import check_device
 
 __all__ = ["ClassifierResult", "evaluate_classifier", "load_baseline", "load_images", "main"]
 
@@ -157,7 +157,7 @@ def format_table(result: ClassifierResult) -> str:
 
 
 @dataclass
-class EvalArgs:
+class EvalArgs(MachineArgs):
     """Evaluate a baseline checkpoint on a split of its environment's canvases."""
 
     checkpoint: str = ""
@@ -165,18 +165,12 @@ class EvalArgs:
     pretrained: str | None = None
     """ENV_ID: classify with the --model that ships in the repository's weights/ for this environment's
     leaderboard row instead of a checkpoint (it reproduces the row)"""
-    model: str | None = field(default=None, metadata={"choices": ("cnn", "self_attention")})
+    model: Literal["cnn", "self_attention"] | None = None
     """with --pretrained: which baseline"""
     split: str = field(default="test", metadata={"choices": ("val", "test")})
     """the split to classify (every canvas of it)"""
     batch_size: int | None = None
     """images per batch (default: 1000, or the row's with --pretrained)"""
-    device: str = "cpu"
-    """cpu or cuda"""
-    data_dir: str | None = None
-    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
-    threads: int | None = None
-    """torch intra-op threads (default: torch's own choice)"""
     json: str | None = None
     """also write the result as JSON to this file (checked before the evaluation)"""
 
@@ -187,20 +181,18 @@ def main(argv: Sequence[str] | None = None) -> ClassifierResult:
     Bad input is a ``ValueError`` or :class:`~glimpse_engine.errors.CheckpointError` naming the flag
     or file, raised before anything is evaluated or written."""
     args = parse_args(EvalArgs, argv)
-    if bool(args.checkpoint) == (args.pretrained is not None):
-        sys.exit(
-            "error: give either --checkpoint PATH (a checkpoint of python -m baselines.train) or "
-            "--pretrained ENV_ID --model cnn|self_attention (a baseline that ships), not both"
-        )
+    one_source(
+        args.checkpoint,
+        args.pretrained,
+        trainer="baselines.train",
+        shipped="--pretrained ENV_ID --model cnn|self_attention",
+    )
     if (args.model is None) == (args.pretrained is not None):
         sys.exit("error: --model cnn|self_attention goes with --pretrained ENV_ID (and only with it)")
     check_flag_int(args.batch_size, "--batch-size", low=1, optional=True, hint="e.g. --batch-size 1000")
     if args.json:
         check_output_file(args.json, "--json")
-    check_data_dir(args.data_dir)
-    set_threads(args.threads)
-    use_data_dir(args.data_dir)
-    device = check_device(args.device, "--device")
+    device = prepare_machine(args)
     row: dict[str, Any] = {}
     if args.pretrained is not None:
         assert args.model is not None

@@ -51,7 +51,8 @@ from baselines.visualize import sample_picture
 from glimpse_engine.averaging import epoch_average, weight_average
 from glimpse_engine.cli import RESUMABLE, interruptible, parse_args, resume_args, run_main
 from glimpse_engine.distributed import data_parallel, mean_over_ranks, rank_seed, update_share
-from glimpse_engine.fit import EpochResult, Fit, Program, fit, make_scheduler, start
+from glimpse_engine.fit import EpochResult, Fit, Learner, Program, fit, make_scheduler, start
+from glimpse_engine.scoring import RunArgs
 from glimpse_env import CanvasSource
 from glimpse_env.registration import check_env_id
 
@@ -62,7 +63,7 @@ PROGRAM = "baselines.train"
 
 
 @dataclass
-class Args:
+class Args(RunArgs):
     """Train a full-image baseline (the study's CNN or CNN + self-attention) on an environment's canvases."""
 
     model: Literal["cnn", "self_attention"] = "cnn"
@@ -134,24 +135,6 @@ class Args:
     image_every: int = 5
     """write sample pictures (with the attention weights of self_attention) to TensorBoard every N epochs
     (0: never)"""
-    device: str = "cpu"
-    """cpu or cuda"""
-    data_dir: str | None = None
-    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
-    time_limit: float | None = None
-    """stop after the first epoch that ends past this many minutes of training (the test still runs;
-    a --resume starts the clock again)"""
-    threads: int | None = None
-    """torch intra-op threads (default: torch's own choice)"""
-    run_dir: str | None = None
-    """run folder (default: runs/<model>-<env>-seed<seed>)"""
-    resume: str | None = None
-    """continue the run in this folder from its last checkpoint (--epochs may be raised)"""
-    overwrite: bool = False
-    """delete an existing run of this program in --run-dir first (a folder that holds anything else is
-    refused)"""
-    progress: bool = True
-    """show a progress bar"""
 
 
 @record  # under torchrun: a rank's error is reported by the launcher, which ends the other ranks
@@ -160,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE, program=PROGRAM)
     session = start(
         args,
+        argv,
+        name=PROGRAM,
         check=lambda: check_baseline(args),
         per_epoch=args.images_per_epoch,
         per_epoch_flag="--images-per-epoch",
@@ -300,17 +285,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         picture=lambda model: sample_picture(classifier(model), val, count=8),
         picture_tag="charts/samples",
     )
+    learner = Learner(model, mconfig, optimizer, scheduler, average)
     return fit(
-        args,
         session,
         program,
-        name=PROGRAM,
-        argv=argv,
-        model=model,
-        model_config=mconfig,
-        optimizer=optimizer,
-        scheduler=scheduler,
-        average=average,
+        learner,
         swa_start=args.swa_start,
         swa_lr=args.swa_lr,
         banner=f"{args.model} on {args.env} canvases {mconfig.canvas_shape}",

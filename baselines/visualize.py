@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from baselines.models import POOL, SelfAttentionCNN, SimpleCNN, as_inputs
-from glimpse_engine.cli import parse_args, use_data_dir
+from glimpse_engine.cli import parse_args
 from glimpse_engine.errors import CheckpointError
 from glimpse_engine.pictures import CAPTION, GAP, caption, check_canvases
+from glimpse_engine.scoring import MachineArgs, prepare_machine
 from glimpse_env import CanvasBatch, CanvasSource
-from glimpse_env.cli import check_data_dir, check_output_file, run_cli, set_threads
-from glimpse_env.vector import check_device
+from glimpse_env.cli import check_output_file, run_cli
 
 __all__ = ["main", "sample_picture"]
 
@@ -93,7 +93,7 @@ def sample_picture(model: SimpleCNN | SelfAttentionCNN, images: CanvasBatch, *, 
 
 
 @dataclass
-class VisualizeArgs:
+class VisualizeArgs(MachineArgs):
     """Draw a baseline checkpoint's predictions (and self-attention weights) on test canvases."""
 
     checkpoint: str = ""
@@ -104,12 +104,6 @@ class VisualizeArgs:
     """number of test canvases"""
     first_index: int = 0
     """first test canvas shown"""
-    device: str = "cpu"
-    """cpu or cuda"""
-    threads: int | None = None
-    """torch intra-op threads (default: torch's own choice)"""
-    data_dir: str | None = None
-    """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -126,10 +120,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         sys.exit("error: --checkpoint PATH is required (a checkpoint of python -m baselines.train)")
     out = check_output_file(args.out, "--out", suffixes=(".png",), example="attention.png")
     check_canvases(args.count, args.first_index)
-    check_data_dir(args.data_dir)
-    set_threads(args.threads)
-    use_data_dir(args.data_dir)
-    device = check_device(args.device, "--device")
+    device = prepare_machine(args)
     model, config = load_baseline(args.checkpoint, device=device)
     test = CanvasSource.from_id(config["env"], split="test", device=device)
     images = test.fixed(range(args.first_index, args.first_index + args.count))

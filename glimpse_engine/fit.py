@@ -51,6 +51,7 @@ from glimpse_env.vector import check_device
 __all__ = [
     "EpochResult",
     "Fit",
+    "Learner",
     "Program",
     "Session",
     "TrainingDiverged",
@@ -84,6 +85,13 @@ class TrainSettings(Protocol):
 class Session(NamedTuple):
     """What :func:`start` set up for a run."""
 
+    args: TrainSettings
+    """the trainer's ``Args``"""
+    name: str
+    """the program, as ``python -m`` runs it (its runs' ``commands.json`` names it)"""
+    argv: Sequence[str] | None
+    """the command line's arguments (``None``: ``sys.argv[1:]``), recorded in ``commands.json``"""
+
     cluster: Cluster
     """this process's rank among the job's (one rank outside torchrun)"""
     device: torch.device
@@ -100,14 +108,17 @@ class Session(NamedTuple):
 
 def start(
     args: TrainSettings,
+    argv: Sequence[str] | None,
     *,
+    name: str,
     per_epoch: int | None,
     per_epoch_flag: str,
     unit: str,
     default_run_dir: str,
     check: Callable[[], None] | None = None,
 ) -> Session:
-    """Check and set up a run of ``args`` before anything is made or written.
+    """Check and set up a run of program ``name`` (e.g. ``"agents.ram_reinforce"``) with the
+    settings ``args`` parsed from ``argv``, before anything is made or written.
 
     ``per_epoch`` is the trainer's ``--episodes-per-epoch`` / ``--images-per-epoch`` (named
     ``per_epoch_flag``, counting ``unit``); an epoch is that many items, or the fixed training
@@ -146,6 +157,9 @@ def start(
     random.seed(args.seed)
     torch.manual_seed(args.seed)  # the weights (the same on every rank); then dropout
     return Session(
+        args=args,
+        name=name,
+        argv=argv,
         cluster=cluster,
         device=device,
         run_dir=run_dir,
@@ -237,6 +251,22 @@ class Program(NamedTuple):
     """the picture's TensorBoard tag"""
 
 
+class Learner(NamedTuple):
+    """What :func:`fit` trains: the model, its configuration, the optimiser, the schedule
+    and the weight average."""
+
+    model: torch.nn.Module
+    """the trained module (not DDP-wrapped)"""
+    config: Any
+    """its configuration, a dataclass with ``from_dict`` (a ``--resume`` checks the checkpoint's)"""
+    optimizer: torch.optim.Optimizer
+    """the optimiser"""
+    scheduler: Any
+    """the learning-rate schedule (:func:`make_scheduler`)"""
+    average: AveragedModel | None
+    """the weight average (``None``: none)"""
+
+
 class Fit:
     """The optimiser step of a run (:meth:`step`), handed to :attr:`Program.train_epoch`."""
 
@@ -276,45 +306,35 @@ class Fit:
 
 
 def fit(
-    args: TrainSettings,
     session: Session,
     program: Program,
+    learner: Learner,
     *,
-    name: str,
-    argv: Sequence[str] | None,
-    model: torch.nn.Module,
-    model_config: Any,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    average: AveragedModel | None,
+    banner: str,
+    unit: str,
     swa_start: int = 0,
     swa_lr: float | None = None,
     max_grad_norm: float | None = None,
     hint: str = "try a lower --learning-rate",
-    banner: str,
-    unit: str,
 ) -> dict[str, Any]:
-    """Train ``model`` for the run ``session`` of program ``name`` (e.g. ``"agents.ram_reinforce"``)
-    and test its best checkpoint once; returns the results written to ``results/test.json``.
+    """Train ``learner`` for the run ``session`` and test its best checkpoint once; returns the
+    results written to ``results/test.json``.
 
     Args:
-        args: the trainer's ``Args`` (:class:`TrainSettings`).
         session: what :func:`start` set up.
         program: the trainer's own parts.
-        name: the program, as ``python -m`` runs it (its runs' ``commands.json`` names it).
-        argv: the command line's arguments (``None``: ``sys.argv[1:]``), recorded in ``commands.json``.
-        model: the trained module (not DDP-wrapped); ``model_config`` its configuration, a
-            dataclass with ``from_dict`` (a ``--resume`` checks the checkpoint's against it).
-        optimizer, scheduler: the optimiser and the schedule (:func:`make_scheduler`).
-        average: the weight average (``None``: none). Without ``swa_start`` it follows
-            every update (an exponential moving average); with it, the ends of the epochs
-            from ``swa_start`` on (stochastic weight averaging), at the constant rate
-            ``swa_lr`` if given.
-        max_grad_norm: clip the gradient's norm (``None``: no clipping).
-        hint: what the divergence message suggests.
+        learner: the model, its configuration, optimiser, schedule and weight average.
+            Without ``swa_start`` the average follows every update (an exponential moving
+            average); with it, the ends of the epochs from ``swa_start`` on (stochastic weight
+            averaging), at the constant rate ``swa_lr`` if given.
         banner: the line said once the run folder is ready (the model and its budget).
         unit: what an update's batch counts (``episodes``, ``images``), for the banner.
+        max_grad_norm: clip the gradient's norm (``None``: no clipping).
+        hint: what the divergence message suggests.
     """
+    args, name, argv = session.args, session.name, session.argv
+    model, model_config, optimizer = learner.model, learner.config, learner.optimizer
+    scheduler, average = learner.scheduler, learner.average
     cluster, device, run_dir, config = session.cluster, session.device, session.run_dir, session.config
     updates_per_epoch = session.updates_per_epoch
     n_params = sum(p.numel() for p in model.parameters())
