@@ -1,13 +1,14 @@
 """CI checks of the built package (called by .ci/run).
 
 python .ci/package_checks.py wheel DIST/glimpse_mnist-*.whl
-    the wheel holds glimpse_env, agents and baselines with their py.typed, and nothing
+    the wheel holds glimpse_env, glimpse_engine, agents and baselines with their py.typed, and nothing
     of the checkout that is not the package (tests/, weights/, runs/, ...)
 
 VENV/bin/python /abs/path/.ci/package_checks.py installed
     run in a clean virtual environment where the wheel (not the checkout) is installed,
     from a folder outside the checkout, with GLIMPSE_DATA_DIR set: every registered
-    environment plays an episode, agents and baselines import, every module comes from
+    environment plays an episode, the engine, agents and baselines import, a trainer's
+    --help runs (tyro is installed), every module comes from
     that environment, and the sb3 extra is not part of the base install
 """
 
@@ -17,7 +18,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-PACKAGES = ("glimpse_env", "agents", "baselines")
+PACKAGES = ("glimpse_env", "glimpse_engine", "agents", "baselines")
 #: top-level folders of the checkout that must stay out of the wheel
 NOT_SHIPPED = ("tests", "weights", "runs", "results", "examples", "benchmarks", "docs", "shared")
 
@@ -51,11 +52,26 @@ def check_installed() -> None:
             done = terminated or truncated
         env.close()
 
+    import subprocess
+
     import agents
     import baselines
+    import glimpse_engine.fit
+
+    helped = subprocess.run(
+        [sys.executable, "-m", "agents.ram_reinforce", "--help"], capture_output=True, text=True, check=False
+    )
+    if helped.returncode != 0 or "--epochs" not in helped.stdout:
+        sys.exit(f"python -m agents.ram_reinforce --help failed: {helped.stderr.strip()[-500:]}")
+
+    import glimpse_env.evaluate
+
+    plugins = set(glimpse_env.evaluate.policy_plugins())
+    if not {"ram", "sb3"} <= plugins:
+        sys.exit(f"the wheel lacks the glimpse_env.policies entry points (found {sorted(plugins)})")
 
     prefix = Path(sys.prefix).resolve()
-    for module in (glimpse_env, glimpse_env.evaluation, agents, baselines):
+    for module in (glimpse_env, glimpse_env.evaluation, glimpse_engine.fit, agents, baselines):
         where = Path(module.__file__ or "").resolve()
         if not where.is_relative_to(prefix):
             sys.exit(f"{module.__name__} was imported from {where}, not from the environment {prefix}")

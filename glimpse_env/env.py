@@ -12,19 +12,11 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
+from glimpse_env.actions import check_action
 from glimpse_env.render import draw_glimpses
 from glimpse_env.retina import IntegralImage
-from glimpse_env.task import (
-    GlimpseTask,
-    TaskConfig,
-    TaskSettings,
-    check_labels,
-    check_locations,
-    check_render_mode,
-    check_seed,
-    split_action,
-)
-from glimpse_env.validation import is_integer
+from glimpse_env.task import GlimpseTask, TaskConfig, TaskSettings
+from glimpse_env.validation import check_render_mode, check_seed, is_integer
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -282,9 +274,8 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
                 "call reset() before step(): "
                 + ("no episode has started" if self._integral is None else "the episode has terminated")
             )
-        raw_location, raw_label = split_action(action)
-        location = check_locations(raw_location).copy()  # never alias the caller's array
-        label = int(check_labels(raw_label, self.task.num_classes))
+        location, checked_label = check_action(action, self.task.num_classes)  # a location of our own
+        label = int(checked_label)
         self._t += 1
         self._trail.append(location)
         info: dict[str, Any] = {"location": location.copy(), "step": self._t}

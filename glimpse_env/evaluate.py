@@ -9,26 +9,57 @@
 ``--policy`` is one of:
 
 - ``random``: uniformly random locations and labels (:class:`~glimpse_env.evaluation.RandomPolicy`);
-- ``ram:CHECKPOINT``: a RAM checkpoint of ``python -m agents.ram_reinforce``
-  (``agents.evaluate.RAMPolicy``; the checkpoint's environment must be ``--env``);
-- ``ram:pretrained``: the RAM whose weights ship in the repository for ``--env``'s
-  leaderboard row (``agents.pretrained``), played with the row's seed and Monte Carlo
-  samples unless ``--seed`` / ``--mc-samples`` say otherwise: it reproduces the row;
-- ``sb3:ALGO:PATH``: a model saved by stable-baselines3 (``PPO``, ``A2C``, ``SAC``, ``TD3``,
-  ...) or sb3-contrib (``RecurrentPPO``, ...), loaded with ``ALGO.load(PATH)`` and played
-  through :class:`~glimpse_env.evaluation.SB3Policy`, its action form (flat or
-  multidiscrete, and the grid) read from the model's action space. ``ALGO`` must be the
-  algorithm that saved the file: its policy class, read from the zip, is checked against
-  ``ALGO``'s own before loading (a RecurrentPPO zip is not played as "PPO"; PPO, A2C and
-  TRPO share their policies and cannot be told apart this way). SB3 zips are pickle-based:
-  loading one can run any code, so load only files from sources you trust.
+- ``NAME:ARG``: the policy plug-in ``NAME`` (a bare name, no dot) with its argument ``ARG``.
+  Plug-ins are registered in the entry-point group ``glimpse_env.policies``
+  (:data:`POLICY_GROUP`, listed by :func:`policy_plugins`); this package registers two:
+
+  - ``ram:CHECKPOINT``: a RAM checkpoint of ``python -m agents.ram_reinforce``
+    (``agents.evaluate.RAMPolicy``; the checkpoint's environment must be ``--env``);
+    ``ram:pretrained``: the RAM whose weights ship in the repository for ``--env``'s
+    leaderboard row (``agents.pretrained``), played with the row's seed and Monte Carlo
+    samples unless ``--seed`` / ``--mc-samples`` say otherwise: it reproduces the row
+    (the factory is ``agents.plugin.ram_policy``);
+  - ``sb3:ALGO:PATH``: a model saved by stable-baselines3 (``PPO``, ``A2C``, ``SAC``, ``TD3``,
+    ...) or sb3-contrib (``RecurrentPPO``, ...), loaded with ``ALGO.load(PATH)`` and played
+    through :class:`~glimpse_env.evaluation.SB3Policy`, its action form (flat or
+    multidiscrete, and the grid) read from the model's action space (:func:`sb3_policy`).
+    ``ALGO`` must be the algorithm that saved the file: its policy class, read from the zip,
+    is checked against ``ALGO``'s own before loading (a RecurrentPPO zip is not played as
+    "PPO"; PPO, A2C and TRPO share their policies and cannot be told apart this way). SB3
+    zips are pickle-based: loading one can run any code, so load only files from sources
+    you trust.
+
+- ``MODULE.PATH:FACTORY[:ARG]``: a policy factory of your own, no packaging needed: the text
+  before the first colon holds a dot, so it is a module path (``mypkg.policies``; a module
+  of the working directory or of ``PYTHONPATH``), ``FACTORY`` the name of a callable in it
+  (``make_policy``, or ``Class.method``), and ``ARG``, everything after the second colon,
+  its argument (``""`` when left out): ``--policy mypkg.policies:make_policy:weights.pt``.
+  A bare name before the first colon is always a plug-in's, so a module of one's own that
+  is not in a package (``mypolicy.py``) goes in one (``mypkg/mypolicy.py``, an
+  ``__init__.py`` beside it or not: ``--policy mypkg.mypolicy:make_policy``).
+
+A factory, of a plug-in or of your own, follows :class:`PolicyFactory`:
+``factory(arg, env_id, *, device, sample, seed) -> Policy`` (``sample`` and ``seed`` are
+``None`` unless ``--sample`` / ``--no-sample`` / ``--seed`` are given). The policy it returns
+may carry ``seed`` (an int: the environment's seed when ``--seed`` is not given, as a RAM's
+training seed is) and ``mc_samples`` (the default of ``--mc-samples``). A plug-in is
+registered by the package that ships it, in its ``pyproject.toml``::
+
+    [project.entry-points."glimpse_env.policies"]
+    greedy = "mypkg.policies:make_policy"      # then: --policy greedy:ARG
+
+A bad spec (an unknown plug-in, a module that cannot be imported, a missing or non-callable
+factory, a factory that returns no policy) is one :class:`PolicySpecError` line saying what
+was wrong and how to fix it. :mod:`glimpse_env` imports nothing of the plug-ins until one is
+used (nor ``agents``, ``baselines`` or ``glimpse_engine`` at all).
 
 Every canvas of ``--split`` (or the first ``--episodes``) is played by
 :func:`glimpse_env.evaluation.evaluate`; prints a table and, with ``--json``, writes the
 result (``accuracy``, ``ci95``, ``n``, ``env_id``, ``policy``, ``per_class``,
 ``mean_reward``, ``mean_locations``, ...) with the command's arguments. ``--seed`` seeds
 the environment and the policy; by default 0, and for ``ram:`` the checkpoint's training
-seed (``config["seed"]``), as ``agents.evaluate`` and the run's own test draw the locations.
+seed (``config["seed"]``, the policy's ``seed``), as ``agents.evaluate`` and the run's own
+test draw the locations.
 Bad input ends the program with one line on stderr, before anything is played or written.
 """
 
@@ -36,12 +67,17 @@ from __future__ import annotations
 
 import argparse
 import base64
+import difflib
+import importlib
+import importlib.util
+import inspect
 import json
 import pickletools
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -65,20 +101,78 @@ from glimpse_env.evaluation import (
     format_table,
     task_config,
 )
-from glimpse_env.extras import require_sb3
+from glimpse_env.extras import MissingExtraError, require_sb3
 from glimpse_env.registration import ENV_SPECS
 from glimpse_env.vector import check_device
 
-__all__ = ["PolicySpecError", "algorithms_of_policy", "load_policy", "main", "saved_policy_class"]
+__all__ = [
+    "POLICY_GROUP",
+    "PolicyFactory",
+    "PolicySpecError",
+    "algorithms_of_policy",
+    "load_policy",
+    "main",
+    "policy_plugins",
+    "saved_policy_class",
+    "sb3_policy",
+]
 
+#: the entry-point group of the policy plug-ins: ``--policy NAME:ARG`` plays the factory
+#: registered there as ``NAME``
+POLICY_GROUP = "glimpse_env.policies"
 POLICY_FORMS = "random, ram:CHECKPOINT, ram:pretrained or sb3:ALGO:PATH"
-#: ``ram:pretrained``: the RAM whose weights ship for ``--env`` (its leaderboard row)
-PRETRAINED = "pretrained"
+#: the forms of ``--policy`` beyond :data:`POLICY_FORMS`
+OTHER_FORMS = (
+    "NAME:ARG with NAME a policy plug-in registered in the entry-point group glimpse_env.policies, "
+    "or MODULE.PATH:FACTORY[:ARG], a factory of your own (e.g. mypkg.policies:make_policy)"
+)
+#: what a factory is called with, for the error of one that does not take it
+FACTORY_SIGNATURE = "factory(arg, env_id, *, device, sample, seed)"
 
 
 class PolicySpecError(ValueError):
-    """A ``--policy`` that cannot be loaded: an unknown form or algorithm, a missing or
-    unreadable file, or a model made for another environment."""
+    """A ``--policy`` that cannot be loaded: an unknown form, plug-in or algorithm, a module
+    or factory that cannot be found, a missing or unreadable file, or a model made for
+    another environment."""
+
+
+class PolicyFactory(Protocol):
+    """What ``--policy`` calls to make a policy: a plug-in of the entry-point group
+    :data:`POLICY_GROUP` (``--policy NAME:ARG``) or a callable of your own
+    (``--policy MODULE.PATH:FACTORY[:ARG]``).
+
+    Plain functions qualify::
+
+        def make_policy(arg, env_id, *, device, sample, seed):
+            return MyPolicy(arg, num_classes=task_config(env_id).num_classes, seed=seed or 0)
+    """
+
+    def __call__(
+        self, arg: str, env_id: str, *, device: torch.device, sample: bool | None, seed: int | None
+    ) -> Policy:
+        """The policy ``arg`` names, to be played on ``env_id``.
+
+        Args:
+            arg: the text after the plug-in's name (``ram:ARG``) or after the factory
+                (``MODULE.PATH:FACTORY:ARG``); ``""`` when there is none.
+            env_id: the environment it is evaluated on (``--env``), e.g. to check that a
+                model was trained on it (:func:`glimpse_env.evaluation.task_config` gives
+                its settings).
+            device: where the model runs (``--device``, checked).
+            sample: ``--sample`` (True) or ``--no-sample`` (False): draw the actions or play
+                their means / modes; ``None``: the policy's own default.
+            seed: ``--seed``, the seed of the policy's randomness; ``None``: its own default
+                (the returned policy's ``seed`` attribute, an int, then also seeds the
+                environment; else 0 does).
+
+        Returns:
+            a :class:`~glimpse_env.evaluation.Policy`, optionally with ``name``, ``seed``,
+            ``mc_samples`` (the default of ``--mc-samples``) and ``start_batch``.
+
+        Raises :class:`PolicySpecError` (or any ``ValueError``) for an ``arg`` it cannot
+        load: the program ends with its message, as one line.
+        """
+        ...
 
 
 def _algorithms() -> dict[str, Any]:
@@ -226,46 +320,137 @@ def _load_sb3(algorithm: str, path: str, env_id: str, *, device: torch.device, s
     return policy
 
 
-def _load_ram(path: str, env_id: str, *, device: torch.device, sample: bool, seed: int | None) -> Policy:
-    """A RAM checkpoint as a policy (``agents`` is imported here only: the package stays free of it);
-    its location draws are seeded with ``seed``, by default the checkpoint's training seed.
-    ``path`` ``pretrained`` is the RAM that ships for ``env_id`` (:func:`agents.pretrained`),
-    seeded by default as its leaderboard row; its ``mc_samples`` is the row's."""
-    from agents.evaluate import RAMPolicy, default_seed, load_model
-    from glimpse_engine.errors import CheckpointError
+def sb3_policy(
+    arg: str, env_id: str, *, device: torch.device, sample: bool | None, seed: int | None
+) -> SB3Policy:
+    """The ``sb3`` plug-in (a :class:`PolicyFactory`): ``arg`` is ``ALGO:PATH``, a model saved
+    by the SB3 / sb3-contrib algorithm ``ALGO`` (checked, see :func:`algorithms_of_policy`).
 
-    mc_samples = None
-    if path == PRETRAINED:
-        from agents.shipped import pretrained
+    It plays the model's modes / means unless ``sample``; ``seed`` (default 0) seeds torch's
+    global generator, which SB3 draws sampled actions with. Needs the ``sb3`` extra
+    (:class:`~glimpse_env.extras.MissingExtraError` without it). SB3 zips are pickle-based:
+    load only files from trusted sources.
+    """
+    algorithm, _, path = arg.partition(":")
+    if not (algorithm and path):
+        raise PolicySpecError(
+            f"--policy {'sb3:' + arg!r} is not one of {POLICY_FORMS}: sb3 takes ALGO:PATH, "
+            f"e.g. --policy sb3:PPO:model.zip"
+        )
+    torch.manual_seed(0 if seed is None else seed)
+    return _load_sb3(algorithm, path, env_id, device=device, sample=bool(sample))
 
-        try:
-            shipped = pretrained(env_id, device=device)
-        except ValueError as error:  # glimpse_engine.weights.WeightsError
-            raise PolicySpecError(f"--policy ram:{path}: {error}") from None
-        model, std, own_seed, mc_samples = shipped.model, shipped.std, shipped.seed, shipped.mc_samples
-    else:
-        try:
-            model, config = load_model(path, device=device)
-        except CheckpointError as error:
-            raise PolicySpecError(f"--policy ram:{path}: {error}") from None
-        if config.get("env") != env_id:
-            raise PolicySpecError(
-                f"the RAM checkpoint {path!r} was trained on {config.get('env')!r}, not on --env {env_id!r}: "
-                f"pass --env {config.get('env')} (a RAM plays the glimpses of its own environment)"
+
+if TYPE_CHECKING:  # mypy checks that it is a factory
+    _SB3_FACTORY: PolicyFactory = sb3_policy
+
+
+def policy_plugins() -> dict[str, str]:
+    """The registered policy plug-ins: ``{NAME: "module:factory"}`` of the entry-point group
+    :data:`POLICY_GROUP`, sorted by name (nothing is imported)."""
+    return {entry.name: entry.value for entry in sorted(_entries(), key=lambda entry: entry.name)}
+
+
+def _entries() -> list[EntryPoint]:
+    return list(entry_points(group=POLICY_GROUP))
+
+
+def _registered() -> str:
+    names = sorted({entry.name for entry in _entries()})
+    return ", ".join(names) if names else "none"
+
+
+def _dotted(name: str) -> bool:
+    """Whether ``name`` is identifiers joined by dots (a module path or an attribute path)."""
+    return bool(name) and all(part.isidentifier() for part in name.split("."))
+
+
+def _distribution(entry: EntryPoint) -> str:
+    dist = getattr(entry, "dist", None)
+    return "an unknown distribution" if dist is None else f"{dist.name} {dist.version}"
+
+
+def _plugin(name: str, spec: str) -> tuple[Callable[..., Any], str]:
+    """The factory registered as ``name`` and how to name it in errors."""
+    found = [entry for entry in _entries() if entry.name == name]
+    if not found:
+        own = "as MODULE.PATH:FACTORY[:ARG] (e.g. mypkg.policies:make_policy)"
+        if name.isidentifier() and _top_level_module(name):  # a module of one's own, not dotted
+            own = (
+                f"by a dotted MODULE.PATH:FACTORY[:ARG]: {name!r} is a module, but a bare name is a "
+                f"plug-in's, so put {name} in a package (mypkg/{name}.py: --policy mypkg.{name}:FACTORY)"
             )
-        std, own_seed = config["std"], default_seed(config)
-    model.eval()
-    generator = torch.Generator(device=device).manual_seed(own_seed if seed is None else seed)
-    policy = RAMPolicy(
-        model,
-        std=std,
-        n_glimpses=task_config(env_id).n_glimpses,
-        sample=sample,
-        generator=generator,
-    )
-    policy.name = f"ram:{path}"
-    policy.mc_samples = mc_samples  # type: ignore[attr-defined]
-    return policy
+        raise PolicySpecError(
+            f"--policy {spec!r} is not one of {POLICY_FORMS}: {name!r} is not a registered policy plug-in "
+            f"(registered in {POLICY_GROUP}: {_registered()}); give NAME:ARG with one of them, or a factory "
+            f"of your own {own}"
+        )
+    if len({entry.value for entry in found}) > 1:
+        where = "; ".join(f"{entry.value} by {_distribution(entry)}" for entry in found)
+        raise PolicySpecError(
+            f"--policy {spec!r}: the policy plug-in {name!r} is registered more than once ({where}); "
+            f"uninstall all but one of them, or give the factory as MODULE.PATH:FACTORY[:ARG]"
+        )
+    entry = found[0]
+    what = f"the policy plug-in {name!r} ({entry.value}, registered by {_distribution(entry)})"
+    try:
+        factory = entry.load()
+    except MissingExtraError:
+        raise
+    except Exception as error:  # whatever the plug-in's import raises: one line naming it
+        raise PolicySpecError(
+            f"--policy {spec!r}: {what} cannot be loaded ({type(error).__name__}: {error}); "
+            f"reinstall the package that registers it"
+        ) from None
+    return factory, what
+
+
+def _top_level_module(name: str) -> bool:
+    """Whether a top-level module ``name`` can be imported (found, not imported)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _own_factory(module_name: str, attribute: str, spec: str) -> tuple[Callable[..., Any], str]:
+    """The callable ``attribute`` of the module ``module_name`` and how to name it in errors."""
+    if not _dotted(attribute):
+        raise PolicySpecError(
+            f"--policy {spec!r}: {attribute!r} is not the name of a factory in {module_name}; give "
+            f"MODULE.PATH:FACTORY[:ARG] with FACTORY a function of the module, e.g. "
+            f"--policy {module_name}:make_policy"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except MissingExtraError:
+        raise
+    except ModuleNotFoundError as error:
+        missing = error.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise PolicySpecError(
+                f"--policy {spec!r}: there is no module {module_name!r} (no module named {missing!r}); "
+                f"run from the folder that holds it or add that folder to PYTHONPATH"
+            ) from None
+        raise PolicySpecError(
+            f"--policy {spec!r}: importing {module_name} failed ({type(error).__name__}: {error}); "
+            f"install what it needs"
+        ) from None
+    except Exception as error:  # the module's own code failed
+        raise PolicySpecError(
+            f"--policy {spec!r}: importing {module_name} failed ({type(error).__name__}: {error})"
+        ) from None
+    factory: Any = module
+    for depth, part in enumerate(attribute.split(".")):
+        try:
+            factory = getattr(factory, part)
+        except AttributeError:
+            owner = ".".join([module_name, *attribute.split(".")[:depth]])
+            public = [name for name in dir(factory) if not name.startswith("_")]
+            close = difflib.get_close_matches(part, public, n=1, cutoff=0.75)
+            hint = f"did you mean {close[0]!r}?" if close else "FACTORY must name a callable defined in it"
+            raise PolicySpecError(f"--policy {spec!r}: {owner} has no attribute {part!r}; {hint}") from None
+    return factory, f"{module_name}:{attribute}"
 
 
 def load_policy(
@@ -276,7 +461,10 @@ def load_policy(
     seed: int | None = None,
     sample: bool | None = None,
 ) -> Policy:
-    """The policy named by ``spec`` (``random``, ``ram:CHECKPOINT`` or ``sb3:ALGO:PATH``) for ``env_id``.
+    """The policy named by ``spec`` for ``env_id``: ``random``, ``NAME:ARG`` (a registered
+    plug-in: ``ram:CHECKPOINT``, ``ram:pretrained``, ``sb3:ALGO:PATH``, ...) or
+    ``MODULE.PATH:FACTORY[:ARG]`` (a :class:`PolicyFactory` of your own); see the module's
+    documentation.
 
     Args:
         spec: the ``--policy`` string.
@@ -288,23 +476,56 @@ def load_policy(
         sample: draw the policy's actions (default for the RAM, as ``agents.evaluate``) or
             play their means / modes (default for SB3 models: ``deterministic=True``).
 
-    Raises :class:`PolicySpecError` (a ``ValueError``) for a spec that cannot be loaded,
-    e.g. an SB3 zip saved by another algorithm than the spec's, and
+    Raises :class:`PolicySpecError` (a ``ValueError``) for a spec that cannot be loaded
+    (an unknown plug-in, a module or factory that cannot be found, an SB3 zip saved by
+    another algorithm than the spec's, ...), and
     :class:`~glimpse_env.extras.MissingExtraError` (an ``ImportError``) for ``sb3:`` without
     stable-baselines3 and sb3-contrib (``pip install 'glimpse-mnist[sb3]'``). SB3 zips are
     pickle-based: load only files from trusted sources.
     """
-    kind, _, rest = spec.partition(":")
     device = check_device(device)
     if spec == "random":
         return RandomPolicy(task_config(env_id).num_classes, seed=0 if seed is None else seed)
-    if kind == "ram" and rest:
-        return _load_ram(rest, env_id, device=device, sample=True if sample is None else sample, seed=seed)
-    algorithm, _, path = rest.partition(":")
-    if kind == "sb3" and algorithm and path:
-        torch.manual_seed(0 if seed is None else seed)
-        return _load_sb3(algorithm, path, env_id, device=device, sample=bool(sample))
-    raise PolicySpecError(f"--policy {spec!r} is not one of {POLICY_FORMS}")
+    head, colon, rest = spec.partition(":")
+    if "." in head:  # MODULE.PATH:FACTORY[:ARG]
+        attribute, _, arg = rest.partition(":")
+        if not _dotted(head) or not colon:  # e.g. a file's path
+            raise PolicySpecError(f"--policy {spec!r} is not one of {POLICY_FORMS}, nor {OTHER_FORMS}")
+        if not attribute:
+            raise PolicySpecError(
+                f"--policy {spec!r}: a factory of your own is MODULE.PATH:FACTORY[:ARG]; give the name of "
+                f"the callable of {head} after the colon, e.g. --policy {head}:make_policy"
+            )
+        factory, what = _own_factory(head, attribute, spec)
+    elif head and head != "random":  # NAME[:ARG]
+        factory, what = _plugin(head, spec)
+        arg = rest
+    else:
+        raise PolicySpecError(f"--policy {spec!r} is not one of {POLICY_FORMS}, nor {OTHER_FORMS}")
+    if not callable(factory):
+        raise PolicySpecError(
+            f"--policy {spec!r}: {what} is a {type(factory).__name__}, not callable; it must be a "
+            f"factory {FACTORY_SIGNATURE} -> policy (see glimpse_env.evaluate.PolicyFactory)"
+        )
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a callable whose signature cannot be read: just call it
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(arg, env_id, device=device, sample=sample, seed=seed)
+        except TypeError as error:
+            raise PolicySpecError(
+                f"--policy {spec!r}: {what} cannot be called as {FACTORY_SIGNATURE} ({error}); "
+                f"give it that signature (see glimpse_env.evaluate.PolicyFactory)"
+            ) from None
+    policy = factory(arg, env_id, device=device, sample=sample, seed=seed)
+    if not callable(policy):
+        raise PolicySpecError(
+            f"--policy {spec!r}: {what} returned a {type(policy).__name__}, not a policy; it must return a "
+            f"callable policy(observation, state, episode_start) -> (action, state)"
+        )
+    return policy
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -320,7 +541,8 @@ def _parser() -> argparse.ArgumentParser:
         "--policy",
         required=True,
         help=f"the policy: {POLICY_FORMS}; ALGO must be the algorithm that saved the zip (checked). "
-        f"SB3 zips are pickle-based: load only files from sources you trust",
+        f"SB3 zips are pickle-based: load only files from sources you trust. Also {OTHER_FORMS} "
+        f"(registered: {_registered()})",
     )
     parser.add_argument("--split", default="test", choices=("val", "test"), help="the split to play")
     parser.add_argument("--episodes", type=int, default=None, help="play only the first N canvases")
@@ -371,11 +593,12 @@ def main(argv: Sequence[str] | None = None) -> EvaluationResult:
     device = check_device(args.device, "--device")
     env_kwargs: dict[str, Any] = {} if args.data_dir is None else {"data_dir": args.data_dir}
     policy = load_policy(args.policy, args.env, device=device, seed=args.seed, sample=args.sample)
-    if args.seed is None:  # a RAM's own seed (its training seed, which it draws with), else 0
-        seed = getattr(policy, "seed", None) if args.policy.startswith("ram:") else None
-        args.seed = 0 if seed is None else seed
-    if args.mc_samples is None:  # a shipped RAM's row's samples, else 1
-        args.mc_samples = getattr(policy, "mc_samples", None) or 1
+    if args.seed is None:  # the policy's own seed (a RAM's training seed, which it draws with), else 0
+        seed = getattr(policy, "seed", None)
+        args.seed = seed if _count(seed, low=0) else 0
+    if args.mc_samples is None:  # the policy's own (a shipped RAM's row's samples), else 1
+        samples = getattr(policy, "mc_samples", None)
+        args.mc_samples = samples if _count(samples, low=1) else 1
     result = evaluate(
         policy,
         args.env,
@@ -394,6 +617,11 @@ def main(argv: Sequence[str] | None = None) -> EvaluationResult:
         record = {**result.as_dict(), "args": vars(args)}
         out.write_text(json.dumps(record, indent=2, sort_keys=True, default=_plain) + "\n")
     return result
+
+
+def _count(value: object, *, low: int) -> bool:
+    """Whether ``value`` is an int (not a bool) ``>= low``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 def _plain(value: object) -> object:

@@ -1,8 +1,10 @@
-"""The glimpse task: configuration, episode sampling and the action checks.
+"""The glimpse task: its configuration and its episodes.
 
-Shared by :class:`~glimpse_env.env.GlimpseEnv` (one episode at a time) and the
-batched vector environment, so both make the same canvases from the same draws and
-judge actions by the same rules.
+:class:`TaskConfig` is every setting of a task, checked; :class:`GlimpseTask` is a task on
+its data, which samples episodes and makes their canvases. Shared by
+:class:`~glimpse_env.env.GlimpseEnv` (one episode at a time) and the batched vector
+environment, so both make the same canvases from the same draws; they judge actions by
+the same rules too (:mod:`glimpse_env.actions`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from typing import Any, NamedTuple, TypedDict
 import numpy as np
 import torch
 
+# re-exported: the action checks (glimpse_env.actions) and the checks of seeds and render
+# modes (glimpse_env.validation) were importable from here before they had modules of their own
+from glimpse_env.actions import ACTION_KEYS as ACTION_KEYS
+from glimpse_env.actions import check_labels as check_labels
+from glimpse_env.actions import check_locations as check_locations
+from glimpse_env.actions import split_action as split_action
 from glimpse_env.canvas import IMAGE_SIZE, MAX_CANVAS_SIDE, CanvasSpec, compose, fixed_keys
 from glimpse_env.data import (
     CLASS_NAMES,
@@ -28,10 +36,11 @@ from glimpse_env.data import (
     resolve_data_dir,
 )
 from glimpse_env.retina import Retina
-from glimpse_env.validation import check_int, is_integer, is_real
+from glimpse_env.validation import check_int, check_numbers, describe_int, is_integer, is_real
+from glimpse_env.validation import check_render_mode as check_render_mode
+from glimpse_env.validation import check_seed as check_seed
 
 INITIAL_LOCATIONS = ("centre", "center", "random")
-ACTION_KEYS = frozenset({"location", "label"})
 
 #: Most glimpses per episode: 125x the most the RAM paper uses (8). The rendering trail
 #: holds every location of an episode.
@@ -232,6 +241,13 @@ class TaskConfig:
     def num_classes(self) -> int:
         return len(CLASS_NAMES[self.dataset])
 
+    @property
+    def fixed_set_size(self) -> int | None:
+        """The canvases of the fixed set (``reset(options={"index": i})``): every image of the
+        ``val`` or ``test`` split, or ``train_size`` for a fixed training set; ``None`` when
+        every episode draws a fresh training canvas."""
+        return SPLIT_SIZES[self.split] if self.split != "train" else self.train_size
+
 
 #: The names of the settings, in order: the fields of :class:`TaskConfig`.
 SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(TaskConfig) if f.init)
@@ -241,7 +257,9 @@ class TaskSettings(TypedDict, total=False):
     """The settings as a ``TypedDict``, to type ``**settings`` keyword arguments.
 
     The same names and types as :class:`TaskConfig`'s fields (a test holds this); the
-    defaults, documentation and checks are :class:`TaskConfig`'s.
+    defaults, documentation and checks are :class:`TaskConfig`'s. The fields are spelt
+    out because a type checker reads a ``TypedDict`` (what ``Unpack`` takes) from its class
+    body alone: one built from the dataclass's fields at run time would type nothing.
     """
 
     dataset: str
@@ -320,11 +338,8 @@ class GlimpseTask:
         self.num_classes = config.num_classes
         self.class_names = CLASS_NAMES[config.dataset]
         #: number of canvases of the fixed set, or None when every episode draws a fresh one
-        self.n_samples: int | None
-        if config.split != "train":
-            self.n_samples = int(self.images.shape[0])
-        else:
-            self.n_samples = config.train_size
+        #: (:attr:`TaskConfig.fixed_set_size`; the verified splits have exactly their sizes)
+        self.n_samples = config.fixed_set_size
         self.glimpse_shape = (config.n_scales, config.patch_size, config.patch_size)
 
     def _load_split(self) -> SplitData:
@@ -438,204 +453,3 @@ class GlimpseTask:
         points = np.empty((count, 2), dtype=np.float32)
         points[...] = (0.0, 0.0) if isinstance(mode, str) else mode
         return points
-
-
-def describe_int(value: int) -> str:
-    """An integer for a message: its digits, or its size in bits when it is too long to print
-    (Python refuses to print integers of more than 4300 digits)."""
-    if value.bit_length() <= 128:
-        return str(value)
-    return f"{'-' if value < 0 else ''}(an integer of {value.bit_length()} bits)"
-
-
-def check_seed(seed: object) -> int | None:
-    """``seed`` of ``reset(seed=...)`` as a Python ``int`` (``None`` stays ``None``), or a clear error.
-
-    The one check of both environments: a seed is ``None`` or an integer >= 0 (a Python int
-    of any size, or a numpy or torch integer; Gymnasium's and numpy's seeds), never a bool,
-    a float or a string (``TypeError``); a negative integer raises ``ValueError``. The value
-    is unchanged: ``reset(seed=np.int64(3))`` equals ``reset(seed=3)``.
-    """
-    if seed is None:
-        return None
-    expected = "seed must be one integer >= 0 (or None)"
-    if not is_integer(seed):
-        raise TypeError(f"{expected}, got {reprlib.repr(seed)} of type {type(seed).__name__}")
-    value = int(seed)  # type: ignore[call-overload]
-    if value < 0:
-        raise ValueError(f"{expected}, got {describe_int(value)}")
-    return value
-
-
-def check_render_mode(render_mode: object, supported: Sequence[str]) -> str | None:
-    """``render_mode``: ``None`` or one of ``supported`` (the environment's
-    ``metadata["render_modes"]``), else a ``TypeError`` (not a string) or a ``ValueError``
-    naming the supported ones."""
-    if render_mode is None:
-        return None
-    expected = f"render_mode must be None or one of {list(supported)}"
-    if not isinstance(render_mode, str):
-        raise TypeError(f"{expected}, got {reprlib.repr(render_mode)} of type {type(render_mode).__name__}")
-    if render_mode not in supported:
-        raise ValueError(
-            f"{expected}, got {render_mode!r}; for a window ('human') or a list of frames "
-            f"('rgb_array_list'), wrap an 'rgb_array' environment in gymnasium.wrappers.HumanRendering "
-            f"(needs pygame) or RenderCollection"
-        )
-    return render_mode
-
-
-#: numpy dtype kinds of what numpy would make of a bad action component, for the messages
-_KIND_NAMES = {
-    "b": "bools",
-    "c": "complex numbers",
-    "m": "timedelta64 values",
-    "M": "datetime64 values",
-    "U": "strings",
-    "S": "bytes",
-    "O": "Python objects",
-    "V": "raw bytes",
-}
-#: torch floating dtypes that have no numpy equivalent (converted to float32 for the checks)
-_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
-
-
-def _holds_bool(value: Any) -> bool:
-    """Whether a (nested) list or tuple holds a bool, which numpy would silently turn into a number."""
-    if isinstance(value, (list, tuple)):
-        return any(_holds_bool(item) for item in value)
-    if isinstance(value, (bool, np.bool_)):
-        return True
-    if isinstance(value, np.ndarray):
-        return value.dtype == np.bool_
-    if isinstance(value, torch.Tensor):
-        return value.dtype == torch.bool
-    return False
-
-
-def _tensor_values(tensor: torch.Tensor, name: str) -> np.ndarray:
-    """A tensor's values as a host numpy array: detached (an action is data), on the CPU."""
-    if tensor.device.type == "meta":
-        raise ValueError(
-            f"{name} is a tensor on the 'meta' device, which holds no values; pass a tensor on a "
-            f"real device (e.g. 'cpu')"
-        )
-    values = tensor.detach()
-    if values.is_floating_point() and values.dtype not in _NUMPY_FLOATS:
-        values = values.to(torch.float32)  # bfloat16, float8: no numpy dtype
-    return values.cpu().numpy()
-
-
-def check_numbers(value: Any, name: str, *, kinds: str, expected: str) -> np.ndarray:
-    """``value`` (array, tensor on any device, nested list, scalar) as a numpy array whose
-    dtype kind is one of ``kinds`` (numpy's: ``"i"`` signed, ``"u"`` unsigned integers,
-    ``"f"`` floats), or a ``TypeError`` naming ``name`` and ``expected``. A list or tuple
-    holding a bool is rejected too (numpy would read it as 0 or 1). The checks of actions,
-    reset indices and the adapters' actions (:mod:`glimpse_env.wrappers`)."""
-    if type(value) is np.ndarray:  # the hot path: nothing to convert, nothing can hide a bool
-        array = value
-    elif isinstance(value, torch.Tensor):
-        array = _tensor_values(value, name)
-    else:
-        try:
-            array = np.asarray(value)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise TypeError(f"{name} must be {expected}, got {reprlib.repr(value)} ({exc})") from None
-        if isinstance(value, (list, tuple)) and array.dtype.kind in kinds and _holds_bool(value):
-            raise TypeError(
-                f"{name} must be {expected}, got {reprlib.repr(value)}, which holds a bool "
-                f"(numpy would read it as {int(True)} or {int(False)})"
-            )
-    kind = array.dtype.kind
-    if kind not in kinds:
-        what = _KIND_NAMES.get(kind, f"dtype {array.dtype}")
-        raise TypeError(f"{name} must be {expected}, got {what}: {reprlib.repr(value)}")
-    return array
-
-
-def check_locations(locations: Any, num_envs: int | None = None) -> np.ndarray:
-    """``locations`` as float32 in ``[-1, 1]``, or a clear ``TypeError``/``ValueError``.
-
-    ``num_envs=None`` checks one environment's ``(2,)`` location; an integer checks a
-    batch ``(num_envs, 2)`` and names the first offending sub-environment. Locations are
-    real numbers: Python ints and floats, numpy or torch integer and floating-point arrays
-    (a tensor may be on any device and may require grad: its values are read, detached).
-    Bools, strings, complex numbers and timedeltas raise ``TypeError``. The result may be
-    ``locations`` itself (a float32 numpy array): copy it before keeping it.
-    """
-    array = check_numbers(
-        locations, "action['location']", kinds="iuf", expected="real numbers (ints or floats)"
-    )
-    expected = (2,) if num_envs is None else (num_envs, 2)
-    if array.shape != expected:
-        raise ValueError(f"action['location'] must have shape {expected} (x, y), got shape {array.shape}")
-    if num_envs is None:  # one (x, y): two Python comparisons cost less than two numpy reductions
-        x, y = array.tolist()
-        in_range = -1.0 <= x <= 1.0 and -1.0 <= y <= 1.0  # NaN fails every comparison
-    else:
-        in_range = array.min() >= -1.0 and array.max() <= 1.0
-    if array.dtype.type is np.float32:
-        located = array
-    elif in_range:
-        located = array.astype(np.float32)
-    else:  # judged as float32 (1 + 1e-12 rounds to 1.0) without warning that 1e300 overflows it
-        with np.errstate(over="ignore"):
-            located = array.astype(np.float32)
-        in_range = located.min() >= -1.0 and located.max() <= 1.0
-    if not in_range:
-        rows = located.reshape(-1, 2)
-        bad = int(np.flatnonzero(~(np.abs(rows) <= 1.0).all(axis=1))[0])
-        given = array.reshape(-1, 2)[bad].astype(np.float64)  # as given, before float32 rounding
-        where = "" if num_envs is None else f" of sub-environment {bad}"
-        problem = "is NaN or infinite" if not np.isfinite(given).all() else "is outside [-1, 1]"
-        raise ValueError(
-            f"action['location']{where} {problem}: {given.tolist()}. Locations must be finite "
-            f"(x, y) in [-1, 1]; clip a sampled location before passing it (nothing is clipped here)"
-        )
-    return located
-
-
-def check_labels(labels: Any, num_classes: int, num_envs: int | None = None) -> np.ndarray:
-    """``labels`` as int64 in ``[0, num_classes)`` (shape ``()`` or ``(num_envs,)``), or a clear error.
-
-    Labels are integers: Python ints, numpy or torch integer arrays and scalars (not bools,
-    floats, strings: ``TypeError``); a wrong shape or a class out of range: ``ValueError``.
-    """
-    if num_envs is None and (
-        (type(labels) is int) or (isinstance(labels, np.integer) and labels.dtype.kind in "iu")
-    ):  # (np.timedelta64 is an np.integer)
-        if not 0 <= labels < num_classes:
-            raise ValueError(
-                f"action['label'] is {int(labels)}, outside the {num_classes} classes 0..{num_classes - 1}"
-            )
-        return np.array(labels, dtype=np.int64)  # the usual single-environment label, checked at once
-    what = "an integer" if num_envs is None else f"{num_envs} integers, shape ({num_envs},)"
-    array = check_numbers(labels, "action['label']", kinds="iu", expected=f"{what} (a class index)")
-    expected = () if num_envs is None else (num_envs,)
-    if array.shape != expected:
-        raise ValueError(
-            f"action['label'] must be {what} (a class index), got shape {array.shape}: {reprlib.repr(labels)}"
-        )
-    flat = array.reshape(-1)
-    if flat.size and (flat.min() < 0 or flat.max() >= num_classes):
-        bad = np.flatnonzero((flat < 0) | (flat >= num_classes))
-        where = "" if num_envs is None else f" of sub-environment {int(bad[0])}"
-        raise ValueError(
-            f"action['label']{where} is {int(flat[bad[0]])}, outside the {num_classes} classes "
-            f"0..{num_classes - 1}"
-        )
-    return array.astype(np.int64)
-
-
-def split_action(action: Any) -> tuple[Any, Any]:
-    """``(location, label)`` of a Dict action, or a clear ``TypeError``/``ValueError``."""
-    if not isinstance(action, Mapping):
-        raise TypeError(
-            f"the action must be a dict {{'location': (x, y), 'label': class}}, got {type(action).__name__}"
-        )
-    if action.keys() != ACTION_KEYS:
-        raise ValueError(
-            f"the action must have exactly the keys {sorted(ACTION_KEYS)}, "
-            f"got {sorted(map(str, action.keys()))}"
-        )
-    return action["location"], action["label"]

@@ -15,76 +15,19 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from glimpse_env.actions import check_action, check_tensor_action
+from glimpse_env.devices import available_devices, check_device
 from glimpse_env.env import ObsType, action_space, observation_space
 from glimpse_env.render import draw_glimpses
 from glimpse_env.retina import IntegralImage, PaddedImage
-from glimpse_env.task import (
-    GlimpseTask,
-    TaskConfig,
-    TaskSettings,
-    check_labels,
-    check_locations,
-    check_render_mode,
-    check_seed,
-    split_action,
-)
-from glimpse_env.validation import check_int
+from glimpse_env.task import GlimpseTask, TaskConfig, TaskSettings
+from glimpse_env.validation import check_int, check_render_mode, check_seed
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["GlimpseVectorEnv", "TensorObs", "TensorStep", "available_devices", "check_device"]
 RESET_OPTIONS = ("indices", "reset_mask")
-
-
-def available_devices() -> list[str]:
-    """The torch devices this machine can run the environment on: ``"cpu"``, then every
-    CUDA GPU (``"cuda:0"``, ...), ``"mps"`` and XPUs when present."""
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if torch.backends.mps.is_available():
-        devices.append("mps")
-    xpu = getattr(torch, "xpu", None)
-    if xpu is not None and xpu.is_available():
-        devices += [f"xpu:{i}" for i in range(xpu.device_count())]
-    return devices
-
-
-def check_device(device: object, name: str = "device") -> torch.device:
-    """``device`` as a ``torch.device`` of this machine (a bare ``"cuda"`` names the current
-    GPU), or a clear error naming the device and :func:`available_devices`."""
-    if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
-        raise TypeError(
-            f"{name} must be a torch.device or a device name such as 'cpu' or 'cuda:0', got "
-            f"{reprlib.repr(device)} of type {type(device).__name__}"
-        )
-    available = available_devices()
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(
-            f"{name}={device!r} is not a torch device name; available here: {', '.join(available)}"
-        ) from None
-    if parsed.type == "cpu":
-        return torch.device("cpu")
-    xpu = getattr(torch, "xpu", None)
-    for kind, backend in (("cuda", torch.cuda), ("xpu", xpu)):
-        if parsed.type == kind and backend is not None and backend.is_available():
-            index = backend.current_device() if parsed.index is None else parsed.index
-            if 0 <= index < backend.device_count():
-                return torch.device(kind, index)
-    if parsed.type == "mps" and torch.backends.mps.is_available() and parsed.index in (None, 0):
-        return torch.device("mps")
-    if parsed.type == "meta":
-        why = "'meta' tensors hold no values; the environment needs a device with memory"
-    elif parsed.type == "cuda" and torch.version.cuda is None:
-        why = f"this torch {torch.__version__} is built without CUDA"
-    elif parsed.type == "cuda" and not torch.cuda.is_available():
-        why = "no CUDA GPU is visible to torch"
-    else:
-        why = f"this machine has no such {parsed.type} device"
-    raise ValueError(f"{name}={device!r} is not available here ({why}); available: {', '.join(available)}")
 
 
 def check_autoreset_mode(mode: object) -> AutoresetMode:
@@ -149,11 +92,11 @@ class GlimpseVectorEnv(VectorEnv):
 
     ``batch_space`` of the single action space: ``Dict(location=Box(-1, 1, (N, 2)),
     label=MultiDiscrete([num_classes] * N))``. The checks are those of the single
-    environment: locations are real numbers (numpy or torch ints and floats; a tensor that
-    requires grad is read detached), labels integers, else ``TypeError``; a wrong shape, a
-    location outside ``[-1, 1]`` or a class out of range raises ``ValueError`` naming the
-    first offending sub-environment. A step that raises changes nothing: the same step
-    can be taken again.
+    environment (:mod:`glimpse_env.actions`): locations are real numbers (numpy or torch
+    ints and floats; a tensor that requires grad is read detached), labels integers, else
+    ``TypeError``; a wrong shape, a location outside ``[-1, 1]`` or a class out of range
+    raises ``ValueError`` naming the first offending sub-environment. A step that raises
+    changes nothing: the same step can be taken again.
 
     ## Observation Space
 
@@ -280,11 +223,7 @@ class GlimpseVectorEnv(VectorEnv):
         self._prepared: IntegralImage | PaddedImage | None = None
         self._labels = torch.zeros(n, dtype=torch.int64, device=dev)
         self._locations = torch.zeros(n, 2, dtype=torch.float32, device=dev)
-        # step counts without an array operation per step: `_steps` is `_clock - _born`
-        self._clock = 0  # steps the batch has taken
-        self._born = np.zeros(n, dtype=np.int64)  # `_clock` when each current episode began
-        self._same_birth: int | None = 0  # their common `_born` while they all began together
-        self._first_birth = 0  # the smallest `_born` (the oldest episode's)
+        self._clock = _StepClock(n)  # the steps of every episode
         self._ended = np.zeros(n, dtype=np.bool_)  # terminated, not yet reset
         self._n_ended = 0  # how many of `_ended` are True (read on every step)
         self._canvases: torch.Tensor | None = None  # kept for rendering only
@@ -312,12 +251,7 @@ class GlimpseVectorEnv(VectorEnv):
             self._labels = self._labels.index_copy(0, rows, labels)
             self._locations = self._locations.index_copy(0, rows, start)
         self._prepared = self._reader
-        self._born[ids] = self._clock
-        if count == self.num_envs:
-            self._same_birth = self._first_birth = self._clock
-        else:
-            self._first_birth, last_birth = int(self._born.min()), int(self._born.max())
-            self._same_birth = last_birth if last_birth == self._first_birth else None
+        self._clock.begin(ids, everyone=count == self.num_envs)
         self._ended[ids] = False
         self._n_ended = int(np.count_nonzero(self._ended)) if count < self.num_envs else 0
         if self.render_mode is not None:
@@ -425,7 +359,9 @@ class GlimpseVectorEnv(VectorEnv):
         A step that raises changes nothing.
         """
         self._check_can_step()
-        location, label = self._tensor_action(location, label)
+        location, label = check_tensor_action(
+            location, label, num_classes=self.task.num_classes, num_envs=self.num_envs, device=self.device
+        )
         return self._step(location, label)
 
     def step(
@@ -438,11 +374,9 @@ class GlimpseVectorEnv(VectorEnv):
         that terminated on the previous step is ignored, but it is checked with the others.
         """
         self._check_can_step()
-        raw_location, raw_label = split_action(actions)
-        location = check_locations(raw_location, self.num_envs)
-        label = check_labels(raw_label, self.task.num_classes, self.num_envs)  # a new array
-        # a copy: the caller keeps its array, the environment keeps its state
-        result = self._step(self._tensor(location.copy()), self._tensor(label))
+        # copies: the caller keeps its arrays, the environment keeps its state
+        location, label = check_action(actions, self.task.num_classes, self.num_envs)
+        result = self._step(self._tensor(location), self._tensor(label))
         return (
             self._to_numpy(result.obs),
             result.reward.cpu().numpy().astype(np.float64),
@@ -476,52 +410,6 @@ class GlimpseVectorEnv(VectorEnv):
                 f"sub-environments {np.flatnonzero(self._ended)[:10].tolist()} have terminated and "
                 f"autoreset is disabled: reset them with reset(options={{'reset_mask': mask}})"
             )
-
-    def _tensor_action(self, location: Any, label: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(location, label)`` checked, as float32 and int64 tensors on ``device`` (the
-        location a copy the environment owns), or a clear error naming the first bad one."""
-        n = self.num_envs
-        if not isinstance(location, torch.Tensor) or not isinstance(label, torch.Tensor):
-            raise TypeError(
-                f"step_tensors takes torch tensors, got location {type(location).__name__} and label "
-                f"{type(label).__name__}; use step() for numpy actions"
-            )
-        for name, tensor in (("location", location), ("label", label)):
-            if tensor.is_meta:
-                raise ValueError(
-                    f"{name} is on the device 'meta', which holds no values; pass tensors on "
-                    f"{self.device} (tensors on the other available devices are copied there; "
-                    f"available: {', '.join(available_devices())})"
-                )
-        if location.dtype == torch.bool or location.is_complex():
-            raise TypeError(f"location must hold real numbers (ints or floats), got {location.dtype}")
-        if label.dtype == torch.bool or label.is_floating_point() or label.is_complex():
-            raise TypeError(f"label must be an integer tensor (class indices), got {label.dtype}")
-        if location.shape != (n, 2):
-            raise ValueError(f"location must have shape ({n}, 2), got {tuple(location.shape)}")
-        if label.shape != (n,):
-            raise ValueError(f"label must have shape ({n},), got {tuple(label.shape)}")
-        if location.dtype == torch.float32 and location.device == self.device:
-            checked_location = location.detach().clone()
-        else:
-            checked_location = location.detach().to(device=self.device, dtype=torch.float32, copy=True)
-        checked_label = label
-        if label.dtype != torch.int64 or label.device != self.device:
-            checked_label = label.to(device=self.device, dtype=torch.int64)
-        # one reduction each: the smallest and largest coordinate (both NaN if any is NaN,
-        # which fails the comparisons) and the smallest and largest label
-        nearest, farthest = torch.aminmax(checked_location)
-        low, high = torch.aminmax(checked_label)
-        k = self.task.num_classes
-        if self._on_cpu:  # four reads of host memory
-            valid = float(nearest) >= -1.0 and float(farthest) <= 1.0 and int(low) >= 0 and int(high) < k
-        else:  # one synchronisation
-            valid = bool((nearest >= -1.0) & (farthest <= 1.0) & (low >= 0) & (high < k))
-        if not valid:
-            # name the first offending sub-environment with the host-side checks
-            check_locations(location, n)
-            check_labels(label, self.task.num_classes, n)
-        return checked_location, checked_label
 
     def _step(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
         """One step of checked actions (``location`` owned by the environment from here)."""
@@ -575,7 +463,7 @@ class GlimpseVectorEnv(VectorEnv):
 
     def _move(self, location: torch.Tensor) -> None:
         """Every sub-environment takes its next glimpse at ``location``."""
-        self._clock += 1
+        self._clock.tick()
         self._locations = location
 
     def _end(self, verdict: _Verdict) -> None:
@@ -586,7 +474,7 @@ class GlimpseVectorEnv(VectorEnv):
     def _judge(self, label: torch.Tensor) -> _Verdict:
         """Which sub-environments terminate at this step, and how their labels fare."""
         n, dev = self.num_envs, self.device
-        if self._clock - self._first_birth < self.config.n_glimpses:  # mid-episode: no comparison
+        if self._clock.oldest < self.config.n_glimpses:  # mid-episode: no comparison
             terminated = np.zeros(n, dtype=np.bool_)
             return _Verdict(
                 terminated=terminated,
@@ -597,7 +485,7 @@ class GlimpseVectorEnv(VectorEnv):
                 correct=torch.zeros(n, dtype=torch.bool, device=dev),
                 info={},
             )
-        if self._same_birth is not None:  # every episode began together: they all end now
+        if self._clock.in_lockstep:  # every episode began together: they all end now
             return self._judge_all(label)
         terminated = self._steps >= self.config.n_glimpses  # a new array
         terminated_t = self._tensor(terminated)
@@ -661,11 +549,7 @@ class GlimpseVectorEnv(VectorEnv):
     @property
     def _steps(self) -> np.ndarray:
         """``(N,)`` int64, a new array: the steps taken in each sub-environment's episode."""
-        if self._same_birth is None:
-            return self._clock - self._born
-        steps = np.empty(self.num_envs, dtype=np.int64)  # they all began together: one value
-        steps.fill(self._clock - self._same_birth)
-        return steps
+        return self._clock.steps()
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         """A host array as a tensor on the device (shared memory on the CPU)."""
@@ -739,6 +623,56 @@ def _mask_values(mask: Any) -> np.ndarray | None:
         return np.asarray(mask)
     except (TypeError, ValueError, RuntimeError):
         return None
+
+
+class _StepClock:
+    """The steps each sub-environment's episode has taken, without an array operation per step.
+
+    The batch's clock ticks once per step and each episode remembers the tick it began
+    at: episode ``j`` has taken ``now - born[j]`` steps. While every episode began
+    together (episodes in lockstep, and after every whole-batch reset) one number stands
+    for them all.
+
+    Args:
+        num_envs: ``N``, the sub-environments.
+    """
+
+    def __init__(self, num_envs: int) -> None:
+        self.now = 0  # steps the batch has taken
+        self.born = np.zeros(num_envs, dtype=np.int64)  # `now` when each current episode began
+        self.same_birth: int | None = 0  # their common `born` while they all began together
+        self.first_birth = 0  # the smallest `born` (the oldest episode's)
+
+    def tick(self) -> None:
+        """The batch takes a step."""
+        self.now += 1
+
+    def begin(self, ids: np.ndarray, *, everyone: bool) -> None:
+        """New episodes begin now in sub-environments ``ids`` (``everyone``: in all of them)."""
+        self.born[ids] = self.now
+        if everyone:
+            self.same_birth = self.first_birth = self.now
+        else:
+            self.first_birth, last_birth = int(self.born.min()), int(self.born.max())
+            self.same_birth = last_birth if last_birth == self.first_birth else None
+
+    @property
+    def oldest(self) -> int:
+        """The steps of the oldest episode (no episode has taken more)."""
+        return self.now - self.first_birth
+
+    @property
+    def in_lockstep(self) -> bool:
+        """Whether every episode began together (and so ends together)."""
+        return self.same_birth is not None
+
+    def steps(self) -> np.ndarray:
+        """``(N,)`` int64, a new array: the steps taken in each episode."""
+        if self.same_birth is None:
+            return self.now - self.born
+        steps = np.empty(self.born.shape[0], dtype=np.int64)  # they all began together: one value
+        steps.fill(self.now - self.same_birth)
+        return steps
 
 
 class _Verdict(NamedTuple):

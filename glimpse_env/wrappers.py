@@ -109,8 +109,7 @@ import numpy as np
 from gymnasium import spaces
 
 from glimpse_env.canvas import splitmix64
-from glimpse_env.task import check_numbers
-from glimpse_env.validation import check_int
+from glimpse_env.validation import check_int, check_numbers
 
 if TYPE_CHECKING:  # imported on first use (module __getattr__): it needs stable-baselines3
     from glimpse_env.sb3_vec_env import SB3VecEnv

@@ -32,6 +32,14 @@ def test_typed_dict_mirrors_the_dataclass():
     assert typing.get_type_hints(TaskSettings) == {name: config_types[name] for name in fields}
 
 
+def test_the_fixed_set_size_is_the_tasks():
+    val = GlimpseEnv(split="val").task
+    assert TaskConfig(split="val").fixed_set_size == SPLIT_SIZES["val"] == val.n_samples
+    assert TaskConfig(split="test").fixed_set_size == SPLIT_SIZES["test"]
+    assert TaskConfig(train_size=7).fixed_set_size == 7 == GlimpseVectorEnv(2, train_size=7).task.n_samples
+    assert TaskConfig().fixed_set_size is None is GlimpseEnv().task.n_samples  # a fresh canvas every episode
+
+
 def test_env_defaults_are_the_dataclass_defaults():
     assert GlimpseEnv().config == TaskConfig()
     assert GlimpseVectorEnv(2).config == TaskConfig()

@@ -461,3 +461,31 @@ def test_shards_of_an_evaluation_combine_into_the_whole_one() -> None:
     with pytest.raises(ValueError, match="needs an exchange"):
         evaluate(by_glimpse, MNIST, episodes=550, num_envs=100, shard=(0, 3))
     assert batch_seed(7, 0) == 7 and len({batch_seed(7, b) for b in range(100)}) == 100
+
+
+@pytest.mark.parametrize(
+    ("episodes", "mc_samples", "size"), [(7, 1, 7), (7, 3, 21), (50, 3, 30), (None, 2, 32)]
+)
+def test_evaluate_builds_one_environment_of_the_batch_size(
+    monkeypatch: pytest.MonkeyPatch, episodes: int | None, mc_samples: int, size: int
+) -> None:
+    """The size comes from the settings (the fixed set, ``episodes``, ``M``), not from a first
+    environment: one environment, ``min(num_envs // M, n) * M`` sub-environments."""
+    import glimpse_env.evaluation as protocol
+
+    built: list[int] = []
+    make = protocol.lockstep_vector_env
+
+    def counting(env_id: str, num_envs: int, **kwargs: Any) -> Any:
+        built.append(num_envs)
+        return make(env_id, num_envs, **kwargs)
+
+    monkeypatch.setattr(protocol, "lockstep_vector_env", counting)
+    split, train_size = ("val", None) if episodes is not None else ("train", 40)
+    kwargs = {} if train_size is None else {"train_size": train_size}
+    policy = RandomPolicy(10, seed=0)
+    result = evaluate(
+        policy, MNIST, split=split, episodes=episodes, mc_samples=mc_samples, num_envs=32, **kwargs
+    )
+    assert built == [size]
+    assert result.n == (episodes if episodes is not None else train_size)

@@ -25,6 +25,7 @@ FORBIDDEN = (
     "torch.utils.tensorboard",
     "agents",
     "baselines",
+    "glimpse_engine",
 )
 SB3_HINT = "needs stable-baselines3 and sb3-contrib: pip install 'glimpse-mnist[sb3]'"
 
@@ -44,8 +45,9 @@ def _python(code: str, *, cwd: Path, env: dict[str, str] | None = None) -> subpr
 def test_the_environments_and_the_evaluation_protocol_load_no_sb3_tensorboard_agents_or_baselines(
     tmp_path: Path,
 ) -> None:
-    """A fresh interpreter imports glimpse_env and glimpse_env.evaluation, plays an episode,
-    decodes an adapter action: none of the forbidden modules is loaded."""
+    """A fresh interpreter imports glimpse_env, glimpse_env.evaluation and the evaluation
+    program glimpse_env.evaluate (listing its policy plug-ins, making the random policy),
+    plays an episode, decodes an adapter action: none of the forbidden modules is loaded."""
     result = _python(
         f"""
         import sys
@@ -53,8 +55,12 @@ def test_the_environments_and_the_evaluation_protocol_load_no_sb3_tensorboard_ag
         import gymnasium as gym
 
         import glimpse_env
+        import glimpse_env.evaluate
         import glimpse_env.evaluation
         from glimpse_env.wrappers import FlatActionWrapper
+
+        assert {{"ram", "sb3"}} <= set(glimpse_env.evaluate.policy_plugins())
+        glimpse_env.evaluate.load_policy("random", "GlimpseMNIST-v0")
 
         env = FlatActionWrapper(gym.make("GlimpseMNIST-v0"))
         env.reset(seed=0)

@@ -12,8 +12,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import glimpse_env.retina as retina_module
-from glimpse_env.retina import Retina, _crop_thresholds
+import glimpse_env.devices as devices_module
+from glimpse_env.retina import Retina
+from glimpse_env.retina_padded import _crop_thresholds
 
 
 def naive_glimpse(image: np.ndarray, x: float, y: float, g: int, k: int, s: int) -> np.ndarray:
@@ -40,7 +41,7 @@ def serial_elements(count: int | None) -> contextlib.AbstractContextManager[obje
     """CPU tensors worked through in blocks of at most ``count`` elements (None: the real size)."""
     if count is None:
         return contextlib.nullcontext()
-    return mock.patch.object(retina_module, "SERIAL_ELEMENTS", count)
+    return mock.patch.object(devices_module, "SERIAL_ELEMENTS", count)
 
 
 coordinate = st.one_of(
@@ -259,11 +260,11 @@ def test_images_that_require_grad_are_taken_as_data():
     ("side", "g"), [(28, 8), (28, 7), (27, 8), (13, 8), (40, 12), (60, 1), (1, 5), (100, 9)]
 )
 def test_crop_thresholds_are_where_the_first_edge_steps_up(side: int, g: int) -> None:
-    """Each float32 threshold is the first value whose edge (as ``_first_edges`` works it out in
+    """Each float32 threshold is the first value whose edge (as ``first_edges`` works it out in
     float64) reaches its integer; the float32 value just below it does not. A search among them
     therefore gives the clamped edge of every float32 location, e.g. tiny ones and ones far out."""
     half, offset, p = side / 2, 0.5 - g / 2, g
-    geometry = Retina(g)._geometry(np.empty(0), side, side)
+    geometry = Retina(g).canvas_geometry(np.empty(0), side, side)
     thresholds = _crop_thresholds(geometry, 0, low=-p, high=side)
     assert np.array_equal(_crop_thresholds(geometry, 1, low=-p, high=side), thresholds)  # a square
     assert thresholds.dtype == np.float32 and thresholds.shape == (side + p,)

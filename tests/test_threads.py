@@ -1,7 +1,7 @@
 """CPU work stays on the calling thread: blocks below torch's grain size, numpy canvases.
 
 Torch splits a CPU operation above its grain size across its intra-op threads; on a
-machine whose cores are busy every split stalls (see :mod:`glimpse_env.retina`,
+machine whose cores are busy every split stalls (see :mod:`glimpse_env.devices`,
 "Threads"). These tests check that the environments' CPU work never wakes torch's other
 threads, without changing any thread setting, and that working in blocks gives the same
 bits as working in one piece.
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-import glimpse_env.retina as retina_module
+import glimpse_env.devices as devices_module
 from glimpse_env import GlimpseVectorEnv
 from glimpse_env.canvas import CanvasSpec, _place, compose
 from glimpse_env.data import load_split
@@ -139,7 +139,7 @@ def test_blocks_give_the_same_bits_as_one_piece(
     integral = blocked.integral(images)
     glimpses = blocked.from_integral(integral, locations)
 
-    monkeypatch.setattr(retina_module, "SERIAL_ELEMENTS", 2**62)  # one piece
+    monkeypatch.setattr(devices_module, "SERIAL_ELEMENTS", 2**62)  # one piece
     whole = Retina(g, k, s)
     whole_integral = whole.integral(images)
     assert torch.equal(integral.table, whole_integral.table)
