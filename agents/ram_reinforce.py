@@ -31,17 +31,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import torch
-from torch.distributed.elastic.multiprocessing.errors import record
 
 from agents.evaluate import EvalResult, evaluate_model, format_table
 from agents.ram import BatchShare, ModelConfig, RecurrentAttentionModel
 from agents.rollout import EpisodeLoss, make_vector_env
 from agents.visualize import trajectory_grid
 from glimpse_engine.averaging import weight_average
-from glimpse_engine.cli import RESUMABLE, interruptible, parse_args, resume_args, run_main
-from glimpse_engine.distributed import data_parallel, mean_over_ranks, rank_seed, update_share
+from glimpse_engine.cli import run_main, trainer
+from glimpse_engine.distributed import data_parallel, mean_over_ranks, rank_seed
 from glimpse_engine.fit import (
     EpochResult,
     Fit,
@@ -145,18 +143,16 @@ def model_config(args: Args, envs: Any) -> ModelConfig:
     )
 
 
-@record  # under torchrun: a rank's error is reported by the launcher, which ends the other ranks
-@interruptible(PROGRAM)  # Ctrl-C: one line that says how to continue
+@trainer(PROGRAM)  # torchrun's error reports; Ctrl-C: one line that says how to continue
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE, program=PROGRAM)
-    session = start(
-        args,
+    args, session = start(
+        Args,
         argv,
         name=PROGRAM,
-        per_epoch=args.episodes_per_epoch,
+        per_epoch=lambda args: args.episodes_per_epoch,
         per_epoch_flag="--episodes-per-epoch",
         unit="episodes",
-        default_run_dir=f"runs/ram-{args.env}-seed{args.seed}",
+        default_run_dir=lambda args: f"runs/ram-{args.env}-seed{args.seed}",
     )
     cluster, device = session.cluster, session.device
 
@@ -196,13 +192,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     # ---------------------------------------------------------------- one epoch of REINFORCE updates
     def train_epoch(epoch: int, updates: Iterable[int], fit: Fit) -> EpochResult:
         sums = torch.zeros(5, dtype=torch.float64, device=device)  # total, ce, baseline, reinforce, reward
-        order = None
-        if args.train_size is not None:  # a fixed training set: every canvas once per epoch
-            order = np.random.default_rng([args.seed, epoch]).permutation(args.train_size)
         for update in updates:
-            options = None
-            if order is not None:
-                options = {"indices": update_share(order, update, args.batch_size, cluster)}
+            indices = fit.indices(update)  # a fixed training set's canvases, else fresh ones
+            options = None if indices is None else {"indices": indices}
             rollout, losses = episode_loss(
                 envs,
                 std=args.std,

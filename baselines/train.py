@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch.distributed.elastic.multiprocessing.errors import record
 from torch.nn import functional as F
 
 from baselines.evaluate import evaluate_classifier, format_table, load_images
@@ -49,8 +48,8 @@ from baselines.models import (
 )
 from baselines.visualize import sample_picture
 from glimpse_engine.averaging import epoch_average, weight_average
-from glimpse_engine.cli import RESUMABLE, interruptible, parse_args, resume_args, run_main
-from glimpse_engine.distributed import data_parallel, mean_over_ranks, rank_seed, update_share
+from glimpse_engine.cli import run_main, trainer
+from glimpse_engine.distributed import data_parallel, mean_over_ranks, rank_seed
 from glimpse_engine.fit import EpochResult, Fit, Learner, Program, fit, make_scheduler, start
 from glimpse_engine.scoring import RunArgs
 from glimpse_env import CanvasSource
@@ -137,19 +136,17 @@ class Args(RunArgs):
     (0: never)"""
 
 
-@record  # under torchrun: a rank's error is reported by the launcher, which ends the other ranks
-@interruptible(PROGRAM)  # Ctrl-C: one line that says how to continue
+@trainer(PROGRAM)  # torchrun's error reports; Ctrl-C: one line that says how to continue
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    args = resume_args(parse_args(Args, argv), argv, resumable=RESUMABLE, program=PROGRAM)
-    session = start(
-        args,
+    args, session = start(
+        Args,
         argv,
         name=PROGRAM,
-        check=lambda: check_baseline(args),
-        per_epoch=args.images_per_epoch,
+        check=check_baseline,
+        per_epoch=lambda args: args.images_per_epoch,
         per_epoch_flag="--images-per-epoch",
         unit="images",
-        default_run_dir=f"runs/{args.model}-{args.env}-seed{args.seed}",
+        default_run_dir=lambda args: f"runs/{args.model}-{args.env}-seed{args.seed}",
     )
     cluster, device = session.cluster, session.device
 
@@ -189,11 +186,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
 
     # ---------------------------------------------------------------- one epoch of supervised updates
-    def training_batch(update: int, order: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
-        if fixed_train is None:
+    def training_batch(indices: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if fixed_train is None or indices is None:
             return train_source.fresh(args.batch_size, canvas_rng)
-        assert order is not None
-        picked = torch.as_tensor(update_share(order, update, args.batch_size, cluster), device=device)
+        picked = torch.as_tensor(indices, device=device)
         return fixed_train.canvases[picked], fixed_train.labels[picked]
 
     def train_epoch(epoch: int, updates: Iterable[int], fit: Fit) -> EpochResult:
@@ -201,14 +197,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         sums = torch.zeros(2, dtype=torch.float64, device=device)  # loss, correct
         canvas_seconds = 0.0
         start = time.perf_counter()
-        order = None
-        if args.train_size is not None:  # a fixed training set: every canvas once per epoch
-            order = np.random.default_rng([args.seed, epoch]).permutation(args.train_size)
         for update in updates:
             if device.type == "cuda":  # time the canvases alone, not the GPU's queue of the last update
                 torch.cuda.synchronize(device)
             batch_start = time.perf_counter()
-            canvases, labels = training_batch(update, order)
+            canvases, labels = training_batch(fit.indices(update))
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             canvas_seconds += time.perf_counter() - batch_start

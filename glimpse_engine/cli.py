@@ -42,6 +42,7 @@ __all__ = [
     "parse_args",
     "resume_args",
     "run_main",
+    "trainer",
     "use_data_dir",
 ]
 
@@ -285,6 +286,18 @@ def interruptible(program: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
                 raise Interrupted(_interrupted_line(program, CURRENT_RUN.get("run"))) from None
 
         return run
+
+    return decorate
+
+
+def trainer(program: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator of a trainer's ``main``: under torchrun a rank's error is reported by the
+    launcher, which ends the other ranks (torch's ``record``), and Ctrl-C ends it with one
+    line that says how to continue (:func:`interruptible`)."""
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    def decorate(main: Callable[P, R]) -> Callable[P, R]:
+        return typing.cast(Callable[P, R], record(interruptible(program)(main)))
 
     return decorate
 

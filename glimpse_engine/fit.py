@@ -25,7 +25,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -40,13 +40,13 @@ from glimpse_engine.checkpoints import (
     resume_state,
     save_epoch,
 )
-from glimpse_engine.cli import check_settings, use_data_dir
-from glimpse_engine.distributed import Cluster, from_main, join, leave, on_main, rank_seed
+from glimpse_engine.cli import RESUMABLE, check_settings, parse_args, resume_args, use_data_dir
+from glimpse_engine.distributed import Cluster, from_main, join, leave, on_main, rank_seed, update_share
 from glimpse_engine.errors import TrainingDiverged
 from glimpse_engine.runs import command_line, open_run, open_writer, record_resume, started_by, write_json
 from glimpse_engine.streams import own_streams, rank_streams, restore_torch_rng, torch_rng_state
 from glimpse_env.data import SPLIT_SIZES
-from glimpse_env.vector import check_device
+from glimpse_env.devices import check_device
 
 __all__ = [
     "EpochResult",
@@ -60,6 +60,10 @@ __all__ = [
     "start",
     "stop_reason",
 ]
+
+
+#: a trainer's ``Args`` dataclass
+A = TypeVar("A", bound="TrainSettings")
 
 
 class TrainSettings(Protocol):
@@ -107,47 +111,49 @@ class Session(NamedTuple):
 
 
 def start(
-    args: TrainSettings,
+    cls: type[A],
     argv: Sequence[str] | None,
     *,
     name: str,
-    per_epoch: int | None,
+    per_epoch: Callable[[A], int | None],
     per_epoch_flag: str,
     unit: str,
-    default_run_dir: str,
-    check: Callable[[], None] | None = None,
-) -> Session:
-    """Check and set up a run of program ``name`` (e.g. ``"agents.ram_reinforce"``) with the
-    settings ``args`` parsed from ``argv``, before anything is made or written.
+    default_run_dir: Callable[[A], str],
+    check: Callable[[A], None] | None = None,
+) -> tuple[A, Session]:
+    """Parse ``argv`` into the ``Args`` dataclass ``cls`` of program ``name`` (e.g.
+    ``"agents.ram_reinforce"``; a ``--resume`` takes its run's saved settings), then check and
+    set up the run before anything is made or written; returns the settings and the session.
 
-    ``per_epoch`` is the trainer's ``--episodes-per-epoch`` / ``--images-per-epoch`` (named
-    ``per_epoch_flag``, counting ``unit``); an epoch is that many items, or the fixed training
-    set once, or the training split's size. Every setting no run can use is a ``ValueError``
-    naming its flag (``check``, if given, runs the program's own checks after the shared
-    ones). Then the data folder is set, the ranks joined, ``--threads`` applied, and
-    Python's and torch's global generators seeded with ``--seed`` (the weights are the same
-    on every rank).
+    ``per_epoch(args)`` is the trainer's ``--episodes-per-epoch`` / ``--images-per-epoch``
+    (named ``per_epoch_flag``, counting ``unit``); an epoch is that many items, or the fixed
+    training set once, or the training split's size; ``default_run_dir(args)`` the run
+    folder without ``--run-dir``. Every setting no run can use is a ``ValueError`` naming its
+    flag (``check(args)``, if given, runs the program's own checks after the shared ones).
+    Then the data folder is set, the ranks joined, ``--threads`` applied, and Python's and
+    torch's global generators seeded with ``--seed`` (the weights are the same on every rank).
     """
+    args = resume_args(parse_args(cls, argv), argv, resumable=RESUMABLE, program=name)
     check_settings(args)
     if check is not None:
-        check()
+        check(args)
     use_data_dir(args.data_dir)
     cluster, device = join(check_device(args.device, "--device"))
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.train_size is not None and (per_epoch or 0) > args.train_size:
+    if args.train_size is not None and (per_epoch(args) or 0) > args.train_size:
         raise ValueError(
-            f"{per_epoch_flag} {per_epoch} exceeds --train-size {args.train_size}: "
+            f"{per_epoch_flag} {per_epoch(args)} exceeds --train-size {args.train_size}: "
             f"an epoch shows every canvas of a fixed training set at most once"
         )
-    items_per_epoch = per_epoch or args.train_size or SPLIT_SIZES["train"]
+    items_per_epoch = per_epoch(args) or args.train_size or SPLIT_SIZES["train"]
     global_batch = args.batch_size * cluster.world_size
     if global_batch > items_per_epoch:
         raise ValueError(
             f"--batch-size {args.batch_size} x {cluster.world_size} rank(s) is larger than an epoch "
             f"({items_per_epoch} {unit})"
         )
-    run_dir = Path(args.resume or args.run_dir or default_run_dir)
+    run_dir = Path(args.resume or args.run_dir or default_run_dir(args))
     # the run's settings, and how its batch was made up (--batch-size is per rank)
     config = {
         **dataclasses.asdict(args),  # type: ignore[call-overload]
@@ -156,7 +162,7 @@ def start(
     }
     random.seed(args.seed)
     torch.manual_seed(args.seed)  # the weights (the same on every rank); then dropout
-    return Session(
+    return args, Session(
         args=args,
         name=name,
         argv=argv,
@@ -280,11 +286,23 @@ class Fit:
         max_grad_norm: float | None,
         hint: str,
         checkpoints: Path,
+        cluster: Cluster,
     ) -> None:
         self.model, self.optimizer, self.average = model, optimizer, average
         self.average_every_update, self.max_grad_norm = average_every_update, max_grad_norm
         self.hint, self.checkpoints = hint, checkpoints
         self.epoch = 0
+        self.order: np.ndarray | None = None
+        self.batch_size, self.cluster = 0, cluster
+
+    def indices(self, update: int) -> np.ndarray | None:
+        """This rank's canvases of the fixed training set for ``update`` of the epoch (``None``
+        without a fixed set: fresh canvases). Every epoch shows the whole set once, in the
+        order ``np.random.default_rng([seed, epoch]).permutation(train_size)``, the same on
+        every rank, each rank taking its rows of the update's global batch."""
+        if self.order is None:
+            return None
+        return update_share(self.order, update, self.batch_size, self.cluster)
 
     def step(self, loss: torch.Tensor, update: int) -> None:
         """One update: refuse a non-finite ``loss`` (:class:`TrainingDiverged`, naming the last
@@ -413,7 +431,9 @@ def fit(
         max_grad_norm=max_grad_norm,
         hint=hint,
         checkpoints=checkpoints,
+        cluster=cluster,
     )
+    stepper.batch_size = args.batch_size
     clock = time.monotonic()
     for epoch in range(start_epoch + 1, args.epochs + 1):
         reason = stop_reason(
@@ -434,6 +454,8 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = swa_lr
         stepper.epoch = epoch
+        if args.train_size is not None:  # a fixed training set: every canvas once per epoch
+            stepper.order = np.random.default_rng([args.seed, epoch]).permutation(args.train_size)
         start = time.perf_counter()
         bar = tqdm(
             range(updates_per_epoch),

@@ -11,7 +11,7 @@ import torch
 
 from glimpse_engine.cli import use_data_dir
 from glimpse_env.cli import check_data_dir, set_threads
-from glimpse_env.vector import check_device
+from glimpse_env.devices import check_device
 
 __all__ = ["MachineArgs", "RunArgs", "one_source", "prepare_machine"]
 

@@ -90,6 +90,7 @@ from glimpse_env.cli import (
     run_cli,
     set_threads,
 )
+from glimpse_env.devices import check_device
 from glimpse_env.env import observation_space
 from glimpse_env.evaluation import (
     DEFAULT_NUM_ENVS,
@@ -103,7 +104,6 @@ from glimpse_env.evaluation import (
 )
 from glimpse_env.extras import MissingExtraError, require_sb3
 from glimpse_env.registration import ENV_SPECS
-from glimpse_env.vector import check_device
 
 __all__ = [
     "POLICY_GROUP",
