@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from baselines.evaluate import evaluate_classifier, format_table, load_images
+from baselines.evaluate import ClassifierResult, evaluate_classifier, format_table, load_images
 from baselines.models import (
     BLOCK_SIZE,
     CNN_HIDDEN,
@@ -52,7 +52,7 @@ from glimpse_engine.cli import run_main, trainer
 from glimpse_engine.distributed import data_parallel, mean_over_ranks, rank_seed
 from glimpse_engine.fit import EpochResult, Fit, Learner, Program, fit, make_scheduler, start
 from glimpse_engine.scoring import RunArgs
-from glimpse_env import CanvasSource
+from glimpse_env import CanvasBatch, CanvasSource
 from glimpse_env.registration import check_env_id
 
 __all__ = ["Args", "check_baseline", "check_swa", "main"]
@@ -228,18 +228,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     def classifier(module: torch.nn.Module) -> Classifier:
         return typing.cast(Classifier, module)  # the model, or its weight average's copy
 
-    def test(model: torch.nn.Module, history: list[dict[str, Any]]) -> dict[str, Any]:
-        images = load_images(
-            CanvasSource.from_id(args.env, split="test", device=device), args.eval_batch_size
-        )
-        result = evaluate_classifier(
+    def score(model: torch.nn.Module, images: CanvasBatch, split: str) -> ClassifierResult:
+        return evaluate_classifier(
             classifier(model),
             images,
             batch_size=args.eval_batch_size,
             env_id=args.env,
-            split="test",
+            split=split,
             cluster=cluster,
         )
+
+    def test(model: torch.nn.Module, history: list[dict[str, Any]]) -> dict[str, Any]:
+        images = load_images(
+            CanvasSource.from_id(args.env, split="test", device=device), args.eval_batch_size
+        )
+        result = score(model, images, "test")
         cluster.say(format_table(result))
         train_seconds = max(sum(h["seconds"] for h in history), 1e-9)
         return {
@@ -262,16 +265,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     program = Program(
         train_epoch=train_epoch,
-        validate=lambda model: (
-            evaluate_classifier(
-                classifier(model),
-                val,
-                batch_size=args.eval_batch_size,
-                env_id=args.env,
-                split="val",
-                cluster=cluster,
-            ).accuracy
-        ),
+        validate=lambda model: score(model, val, "val").accuracy,
         test=test,
         rank_streams=lambda: {"canvas_rng": canvas_rng.bit_generator.state},
         restore_streams=restore_streams,
