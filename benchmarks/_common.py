@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from glimpse_engine.scoring import RunArgs
+
 
 def median_seconds(fn: Callable[[], object], *, repeats: int, warmup: int = 2, sync: bool = False) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls, after ``warmup`` calls."""
@@ -154,11 +156,14 @@ def trainer_args(program: str) -> type:
 def command_from_config(config: dict[str, Any], program: str) -> str:
     """The command that starts the run of ``config`` (a run's ``config.json``) with ``python -m
     program``: ``--flag value`` for every setting of the trainer's ``Args`` that differs from its
-    default, in the dataclass's order (booleans as ``--flag`` / ``--no-flag``, None as ``none``),
+    default, in the dataclass's order with the run's own flags (:class:`RunArgs`: device, threads, ...)
+    last (booleans as ``--flag`` / ``--no-flag``, None as ``none``),
     leaving out :data:`NOT_IN_COMMAND`. A setting the config does not name (it predates it) keeps
     its default."""
     words = ["python", "-m", program]
-    for field in dataclasses.fields(trainer_args(program)):
+    fields = dataclasses.fields(trainer_args(program))
+    machine = {field.name for field in dataclasses.fields(RunArgs)}  # the run's flags go last
+    for field in [f for f in fields if f.name not in machine] + [f for f in fields if f.name in machine]:
         if field.name in NOT_IN_COMMAND or field.name not in config:
             continue
         value = config[field.name]
