@@ -48,7 +48,8 @@ class ModelConfig:
     """The architecture of a RAM (everything a checkpoint must match to be loaded)."""
 
     glimpse_shape: tuple[int, int, int]
-    """``(k, g, g)``: the environment's glimpse (scales, patch side, patch side)."""
+    """``(k, g, g)``: the environment's glimpse (scales, patch side, patch side); ``(k * C, g, g)``
+    for images of ``C`` channels (RGB: ``C = 3``), as the observation space gives it."""
     num_classes: int
     """``C``: classes of the environment's label action."""
     glimpse_hidden: int = 128
@@ -120,7 +121,7 @@ class GlimpseNetwork(nn.Module):
     r"""``g_t = relu(W2 relu(W0 rho) + W3 relu(W1 l))``.
 
     Args:
-        glimpse_shape: ``(k, g, g)``.
+        glimpse_shape: ``(k, g, g)`` (``(k * C, g, g)`` for ``C`` channels; flattened for ``W0``).
         glimpse_hidden: ``h_g``, rows of ``W0``.
         location_hidden: ``h_l``, rows of ``W1``.
         output: width of ``g_t`` (rows of ``W2`` and ``W3``).

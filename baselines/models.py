@@ -1,7 +1,8 @@
 r"""The study's full-image classifiers: a simple CNN, and the same CNN with self-attention.
 
 Both see the whole canvas that a glimpse environment shows (``(B, 1, H, W)`` float in
-``[0, 1]``) and return class logits ``(B, C)``. Shapes below use ``B`` for the batch,
+``[0, 1]``; ``(B, 3, H, W)`` for the RGB canvases of an RGB ``glimpse_env.ImageDataset``,
+with ``in_channels=3``) and return class logits ``(B, C)``. Shapes below use ``B`` for the batch,
 ``C`` for the classes, ``F = 64`` for the encoder's channels and ``h x w`` for its output.
 
 - :class:`ConvEncoder`       two convolutions of kernel 2 (32, then 64 filters), each
@@ -109,6 +110,9 @@ class BaselineConfig:
     feature_dropout: float = 0.0
     """Dropout on the encoder's features, where they enter the first trained layer after it
     (cnn: ``fc1``; self_attention: the block projection), in training only."""
+    in_channels: int = 1
+    """Channels of the canvases: 1 (grayscale, the study's), or 3 for RGB images
+    (``CanvasSource.channels``); only the first convolution's input width changes."""
 
     @property
     def stride(self) -> int:
@@ -127,7 +131,7 @@ class BaselineConfig:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         sizes = (*self.canvas_shape, self.num_classes, self.hidden, self.d_model, self.heads)
-        if min((*sizes, self.block_size, self.head_hidden, self.pool_heads)) < 1:
+        if min((*sizes, self.block_size, self.head_hidden, self.pool_heads, self.in_channels)) < 1:
             raise ValueError(f"every size of a BaselineConfig must be >= 1, got {self}")
         if self.ffn_hidden < 0:
             raise ValueError(f"ffn_hidden must be >= 0 (0: no feed-forward sublayer), got {self.ffn_hidden}")
@@ -149,14 +153,15 @@ class ConvEncoder(nn.Module):
     """The study's convolutional encoder: ``(B, 1, H, W) -> (B, F, h, w)``.
 
     ``relu(maxpool(conv_2(relu(maxpool(conv_1(x))))))``, convolutions of kernel 2 without
-    padding (32 then 64 filters), max-pooling 2x2.
+    padding (32 then 64 filters), max-pooling 2x2. ``in_channels`` (default 1): the input's
+    channels, 3 for RGB canvases ``(B, 3, H, W)``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, in_channels: int = 1) -> None:
         super().__init__()
         first, second = ENCODER_CHANNELS
         self.layers = nn.Sequential(
-            nn.Conv2d(1, first, KERNEL),
+            nn.Conv2d(in_channels, first, KERNEL),
             nn.MaxPool2d(POOL),
             nn.ReLU(),
             nn.Conv2d(first, second, KERNEL),
@@ -186,7 +191,7 @@ class SimpleCNN(nn.Module):
     def __init__(self, config: BaselineConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = ConvEncoder()
+        self.encoder = ConvEncoder(config.in_channels)
         h, w = ConvEncoder.output_shape(config.canvas_shape)
         self.feature_dropout = nn.Dropout(config.feature_dropout)
         self.fc1 = nn.Linear(self.encoder.channels * h * w, config.hidden)
@@ -235,7 +240,7 @@ class SelfAttentionCNN(nn.Module):
     def __init__(self, config: BaselineConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = ConvEncoder()
+        self.encoder = ConvEncoder(config.in_channels)
         h, w = ConvEncoder.output_shape(config.canvas_shape)
         b, s = config.block_size, config.stride
         self.grid = (math.ceil(max(h - b, 0) / s) + 1, math.ceil(max(w - b, 0) / s) + 1)
@@ -313,8 +318,11 @@ class FeedForward(nn.Module):
 
 
 def as_inputs(canvases: torch.Tensor) -> torch.Tensor:
-    """``(B, H, W)`` uint8 canvases -> ``(B, 1, H, W)`` float32 in ``[0, 1]`` (as the retina reads them)."""
-    return canvases.unsqueeze(1).float().div_(255.0)
+    """``(B, H, W)`` uint8 canvases -> ``(B, 1, H, W)`` float32 in ``[0, 1]`` (as the retina reads
+    them); ``(B, C, H, W)`` canvases (RGB, channels first) -> ``(B, C, H, W)``."""
+    if canvases.dim() == 3:
+        canvases = canvases.unsqueeze(1)
+    return canvases.float().div_(255.0)
 
 
 #: a baseline model, either kind
@@ -322,11 +330,23 @@ Classifier = typing.Union["SimpleCNN", "SelfAttentionCNN"]
 
 
 def build_model(
-    name: str, canvas_shape: tuple[int, int], num_classes: int, *, dropout: float = 0.0
+    name: str,
+    canvas_shape: tuple[int, int],
+    num_classes: int,
+    *,
+    dropout: float = 0.0,
+    in_channels: int = 1,
 ) -> SimpleCNN | SelfAttentionCNN:
-    """A baseline by name (``"cnn"`` or ``"self_attention"``) with the default widths."""
+    """A baseline by name (``"cnn"`` or ``"self_attention"``) with the default widths, for
+    canvases of ``in_channels`` channels (3 for RGB)."""
     return model_from_config(
-        BaselineConfig(name=name, canvas_shape=tuple(canvas_shape), num_classes=num_classes, dropout=dropout)  # type: ignore[arg-type]
+        BaselineConfig(
+            name=name,
+            canvas_shape=tuple(canvas_shape),  # type: ignore[arg-type]
+            num_classes=num_classes,
+            dropout=dropout,
+            in_channels=in_channels,
+        )
     )
 
 

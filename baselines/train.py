@@ -164,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         name=args.model,
         canvas_shape=train_source.shape,
         num_classes=train_source.num_classes,
+        in_channels=train_source.channels,
         hidden=args.hidden,
         d_model=args.d_model,
         heads=args.heads,

@@ -70,6 +70,8 @@ TUNED = {
     "multidiscrete": {"ent_coef": 0.01, "gae_lambda": 0.0},
     "flat": {"ent_coef": 0.0, "gae_lambda": 0.95},
 }
+#: Settings added after runs were kept, with the value those runs had (a resume of one compares to it)
+PREDATED = {"reward": "terminal"}
 #: Settings a resumed run may change; every other one must match the run folder's.
 RESUMABLE = (
     "timesteps",
@@ -181,7 +183,7 @@ def _check_run_dir(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         parser.error(f"--resume: no {MODEL_FILE} in {run_dir}; start the run again with --overwrite")
     saved = json.loads((run_dir / SETTINGS_FILE).read_text())
     for key, value in vars(args).items():
-        if key not in RESUMABLE and saved.get(key) != value:
+        if key not in RESUMABLE and saved.get(key, PREDATED.get(key)) != value:
             parser.error(
                 f"--resume: {run_dir} was trained with {key}={saved.get(key)!r}, not {value!r}; "
                 "drop the flag or start a new run"
@@ -230,6 +232,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--action", default="multidiscrete", choices=ACTION_KINDS, help="action form of the adapter"
     )
     parser.add_argument("--grid", type=int, default=DEFAULT_GRID, help="cells per side (multidiscrete)")
+    parser.add_argument(
+        "--reward",
+        default="terminal",
+        choices=("terminal", "every_step"),
+        help="the training env's reward: terminal (1 for a right last label) or every_step (1/T for every "
+        "right label); accuracy, and so the evaluation, is the last label's either way",
+    )
     parser.add_argument("--num-envs", type=int, default=64, help="episodes stepped as one batch")
     parser.add_argument("--timesteps", type=int, default=1_000_000, help="environment steps of training")
     parser.add_argument("--rollout-episodes", type=int, default=4, help="whole episodes per env per rollout")
@@ -296,7 +305,10 @@ def main(argv: list[str] | None = None) -> EvaluationResult:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     grid = args.grid if args.action == "multidiscrete" else None
-    venv = VecMonitor(SB3VecEnv.make(args.env_id, num_envs=args.num_envs, action=args.action, grid=grid))
+    options = {} if args.reward == "terminal" else {"reward": args.reward}  # the default env as it was
+    venv = VecMonitor(
+        SB3VecEnv.make(args.env_id, num_envs=args.num_envs, action=args.action, grid=grid, **options)
+    )
     n_glimpses = venv.get_attr("config")[0].n_glimpses
     n_steps = args.rollout_episodes * n_glimpses  # whole episodes per rollout
     run_dir = None if args.run_dir is None else Path(args.run_dir)

@@ -16,7 +16,6 @@ from typing import cast
 import gymnasium as gym
 import numpy as np
 
-from glimpse_env.data import load_split
 from glimpse_env.env import GlimpseEnv
 from glimpse_env.registration import ENV_SPECS
 
@@ -26,8 +25,7 @@ def run(
 ) -> dict[str, float]:
     """Random-policy and told-the-answer accuracies of ``env_id`` on its test split."""
     env = gym.make(env_id, split="test", render_mode="rgb_array" if render else None, data_dir=data_dir)
-    dataset = cast(GlimpseEnv, env.unwrapped).config.dataset
-    labels = load_split(dataset, "test", data_dir).labels.numpy()
+    labels = cast(GlimpseEnv, env.unwrapped).task.labels.cpu().numpy()  # the test split's
     rng = np.random.default_rng(seed)
     env.action_space.seed(seed)
     env.reset(seed=seed)

@@ -1,10 +1,13 @@
 """The action checks: one set of rules for the single and the vector environment.
 
 An action is a dict ``{"location": (x, y), "label": class}`` (a batch of them in the vector
-environment: ``(N, 2)`` locations and ``(N,)`` labels). Locations are real numbers in
-``[-1, 1]`` (never clipped silently), labels integer class indices; anything else raises a
-``TypeError`` (a wrong kind) or a ``ValueError`` (a wrong shape, a value out of range)
-naming the action component and, in a batch, the first offending sub-environment.
+environment: ``(N, 2)`` locations and ``(N,)`` labels), plus ``"stop": 0 or 1`` in an
+environment with early answers (``early_answer=True``; ``(N,)`` stops in a batch).
+Locations are real numbers in ``[-1, 1]`` (never clipped silently), labels integer class
+indices, stops 0 or 1 (integers or bools); anything else raises a ``TypeError`` (a wrong
+kind) or a ``ValueError`` (a wrong shape, a value out of range, a ``stop`` where there are
+no early answers or none where there are) naming the action component and, in a batch,
+the first offending sub-environment.
 
 :func:`check_action` is the check of :meth:`GlimpseEnv.step <glimpse_env.env.GlimpseEnv.step>`
 and :meth:`GlimpseVectorEnv.step <glimpse_env.vector.GlimpseVectorEnv.step>`, made of
@@ -13,6 +16,8 @@ and :meth:`GlimpseVectorEnv.step <glimpse_env.vector.GlimpseVectorEnv.step>`, ma
 <glimpse_env.vector.GlimpseVectorEnv.step_tensors>`: the same rules made on the device
 (one reduction, one synchronisation), which hands a bad batch to :func:`check_locations`
 and :func:`check_labels` to name the offending sub-environment as :func:`check_action` does.
+:func:`check_early_action` and :func:`check_tensor_stops` are their forms with early answers
+(:func:`check_stops` checks the stops).
 """
 
 from __future__ import annotations
@@ -29,29 +34,55 @@ from glimpse_env.validation import check_numbers
 
 __all__ = [
     "ACTION_KEYS",
+    "EARLY_ANSWER_KEYS",
     "check_action",
+    "check_early_action",
     "check_labels",
     "check_locations",
+    "check_stops",
     "check_tensor_action",
+    "check_tensor_stops",
     "split_action",
 ]
 
 #: The keys of an action dict.
 ACTION_KEYS = frozenset({"location", "label"})
+#: The keys of an action dict of an environment with early answers (``early_answer=True``).
+EARLY_ANSWER_KEYS = frozenset({*ACTION_KEYS, "stop"})
+#: What ``stop`` is, for the messages.
+_STOP_IS = "0 or 1 (1 answers now: the step's label is judged and the episode ends)"
+#: Why a ``stop`` is refused where there are no early answers, for the messages.
+_NO_EARLY_ANSWERS = (
+    "this environment has no early answers (early_answer=False: every episode takes its "
+    "n_glimpses glimpses); make it with early_answer=True to let the agent stop, or drop 'stop'"
+)
+
+
+def _action_items(action: Any, *, early_answer: bool) -> tuple[Any, Any, Any]:
+    """``(location, label, stop)`` of a Dict action (``stop`` None without early answers), or a
+    clear ``TypeError``/``ValueError``."""
+    keys = EARLY_ANSWER_KEYS if early_answer else ACTION_KEYS
+    if not isinstance(action, Mapping):
+        stop = ", 'stop': 0 or 1" if early_answer else ""
+        raise TypeError(
+            f"the action must be a dict {{'location': (x, y), 'label': class{stop}}}, "
+            f"got {type(action).__name__}"
+        )
+    if action.keys() != keys:
+        got = sorted(map(str, action.keys()))
+        if not early_answer and action.keys() == EARLY_ANSWER_KEYS:
+            raise ValueError(f"the action has a 'stop', but {_NO_EARLY_ANSWERS}")
+        why = " (this environment has early answers, early_answer=True: 'stop' is " + _STOP_IS + ")"
+        raise ValueError(
+            f"the action must have exactly the keys {sorted(keys)}{why if early_answer else ''}, got {got}"
+        )
+    return action["location"], action["label"], action["stop"] if early_answer else None
 
 
 def split_action(action: Any) -> tuple[Any, Any]:
     """``(location, label)`` of a Dict action, or a clear ``TypeError``/``ValueError``."""
-    if not isinstance(action, Mapping):
-        raise TypeError(
-            f"the action must be a dict {{'location': (x, y), 'label': class}}, got {type(action).__name__}"
-        )
-    if action.keys() != ACTION_KEYS:
-        raise ValueError(
-            f"the action must have exactly the keys {sorted(ACTION_KEYS)}, "
-            f"got {sorted(map(str, action.keys()))}"
-        )
-    return action["location"], action["label"]
+    location, label, _ = _action_items(action, early_answer=False)
+    return location, label
 
 
 def check_locations(locations: Any, num_envs: int | None = None) -> np.ndarray:
@@ -129,6 +160,35 @@ def check_labels(labels: Any, num_classes: int, num_envs: int | None = None) -> 
     return array.astype(np.int64)
 
 
+def check_stops(stops: Any, num_envs: int | None = None) -> np.ndarray:
+    """``stops`` as bool (shape ``()`` or ``(num_envs,)``), or a clear error: 0 or 1 each.
+
+    Stops are integers (Python, numpy or torch, of any integer dtype) or bools; anything
+    else (floats, strings) raises ``TypeError``, a wrong shape or a value other than 0 and 1
+    ``ValueError`` naming, in a batch, the first offending sub-environment. The result is a
+    new array.
+    """
+    if num_envs is None and type(stops) in (int, bool) and stops in (0, 1):
+        return np.array(bool(stops))  # the usual single-environment stop, checked at once
+    what = "0 or 1" if num_envs is None else f"{num_envs} values, shape ({num_envs},), each 0 or 1"
+    expected = f"{what}: integers or bools ({_STOP_IS})"
+    if isinstance(stops, (list, tuple)):  # bools and integers mix freely in a stop
+        try:
+            stops = np.asarray(stops)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"action['stop'] must be {expected}, got {reprlib.repr(stops)} ({exc})") from None
+    array = check_numbers(stops, "action['stop']", kinds="iub", expected=expected)
+    shape = () if num_envs is None else (num_envs,)
+    if array.shape != shape:
+        raise ValueError(f"action['stop'] must be {expected}, got shape {array.shape}: {reprlib.repr(stops)}")
+    flat = array.reshape(-1)
+    if array.dtype != np.bool_ and flat.size and (flat.min() < 0 or flat.max() > 1):
+        bad = int(np.flatnonzero((flat < 0) | (flat > 1))[0])
+        where = "" if num_envs is None else f" of sub-environment {bad}"
+        raise ValueError(f"action['stop']{where} is {int(flat[bad])}; a stop is {_STOP_IS}")
+    return array.astype(np.bool_)
+
+
 def check_action(action: Any, num_classes: int, num_envs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """An action dict checked: ``(location, label)``, a float32 location the caller owns (a
     copy, never the caller's array) and an int64 label, or a clear ``TypeError``/``ValueError``.
@@ -142,6 +202,42 @@ def check_action(action: Any, num_classes: int, num_envs: int | None = None) -> 
     location = check_locations(raw_location, num_envs).copy()
     label = check_labels(raw_label, num_classes, num_envs)  # a new array
     return location, label
+
+
+def check_early_action(
+    action: Any, num_classes: int, num_envs: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`check_action` of an environment with early answers: ``(location, label, stop)``,
+    the action dict holding ``"stop"`` too (checked last, by :func:`check_stops`: a bool
+    array of shape ``()`` or ``(num_envs,)``)."""
+    raw_location, raw_label, raw_stop = _action_items(action, early_answer=True)
+    location = check_locations(raw_location, num_envs).copy()
+    label = check_labels(raw_label, num_classes, num_envs)
+    return location, label, check_stops(raw_stop, num_envs)
+
+
+def check_tensor_stops(stop: Any, *, early_answer: bool, num_envs: int) -> np.ndarray | None:
+    """The ``stop`` of :meth:`GlimpseVectorEnv.step_tensors
+    <glimpse_env.vector.GlimpseVectorEnv.step_tensors>` checked: ``None`` without early
+    answers (where a ``stop`` is a ``ValueError``), else a ``(num_envs,)`` torch tensor of
+    bools or integers 0 and 1 on any device, read to the host (one copy: the episodes'
+    bookkeeping is there) as a bool array, or a clear error."""
+    if not early_answer:
+        if stop is not None:
+            raise ValueError(f"step_tensors got a stop, but {_NO_EARLY_ANSWERS}")
+        return None
+    if stop is None:
+        raise ValueError(
+            f"this environment has early answers (early_answer=True): pass step_tensors(location, label, "
+            f"stop) with stop a ({num_envs},) tensor, each {_STOP_IS}"
+        )
+    if not isinstance(stop, torch.Tensor):
+        raise TypeError(
+            f"step_tensors takes torch tensors, got stop {type(stop).__name__}; use step() for numpy actions"
+        )
+    if stop.is_floating_point() or stop.is_complex():
+        raise TypeError(f"stop must be a bool or integer tensor ({_STOP_IS}), got {stop.dtype}")
+    return check_stops(stop, num_envs)
 
 
 def check_tensor_action(

@@ -8,6 +8,7 @@ environments show, without reaching into an environment::
 
     test = glimpse_env.CanvasSource.from_id("GlimpseMNIST-Cluttered-v0", split="test", device="cuda")
     canvases, labels = test.fixed(range(500))  # (500, 40, 40) uint8, (500,) int64, on the GPU
+    # own images: CanvasSource.from_id(env_id, dataset=ImageDataset(...)); RGB: (B, 3, H, W)
     for canvases, labels in test.batches(1000):  # the whole test set, in index order
         ...
 
@@ -55,7 +56,8 @@ class CanvasBatch(NamedTuple):
     """A batch of canvases and their labels, on the source's device."""
 
     canvases: torch.Tensor
-    """``(B, H, W)`` uint8, pixel values 0-255 (the environments' retina divides by 255)."""
+    """``(B, H, W)`` uint8, pixel values 0-255 (the environments' retina divides by 255);
+    ``(B, C, H, W)``, channels first, for RGB images (an :class:`~glimpse_env.images.ImageDataset`)."""
     labels: torch.Tensor
     """``(B,)`` int64 class indices."""
 
@@ -92,6 +94,9 @@ class CanvasSource:
         self.class_names: tuple[str, ...] = self._task.class_names
         #: ``(height, width)`` of every canvas
         self.shape: tuple[int, int] = config.canvas.shape
+        #: channels of every canvas: 1 (canvases ``(B, H, W)``), or 3 for RGB images
+        #: (canvases ``(B, 3, H, W)``)
+        self.channels: int = config.channels
 
     @classmethod
     def from_id(

@@ -27,7 +27,8 @@ Splits:
 
 * ``train``: the first 55,000 images of the official training set;
 * ``val``: the last 5,000 images of the official training set (indices 55,000-59,999),
-  a fixed hold-out that never changes;
+  a fixed hold-out that never changes (:func:`carve_val`, the rule an
+  :class:`~glimpse_env.images.ImageDataset` given no ``val`` split is carved by too);
 * ``test``: the official 10,000-image test set.
 
 Each dataset is read and verified once per process; every environment shares the
@@ -57,8 +58,11 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 #: Number of training images held out, from the end of the official training set, as ``val``.
 VAL_SIZE = 5_000
 
+#: Number of images of the official training set, of which the last :data:`VAL_SIZE` are ``val``.
+OFFICIAL_TRAIN_SIZE = 60_000
+
 #: Number of images of each split (the same for both datasets; the checksums fix them).
-SPLIT_SIZES: dict[str, int] = {"train": 60_000 - VAL_SIZE, "val": VAL_SIZE, "test": 10_000}
+SPLIT_SIZES: dict[str, int] = {"train": OFFICIAL_TRAIN_SIZE - VAL_SIZE, "val": VAL_SIZE, "test": 10_000}
 
 #: torchvision's folder name for each dataset.
 FOLDERS: dict[str, str] = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
@@ -133,7 +137,8 @@ class SplitData(NamedTuple):
     """One split of a dataset, in memory."""
 
     images: torch.Tensor
-    """``(N, 28, 28)`` uint8 images."""
+    """``(N, 28, 28)`` uint8 images (an :class:`~glimpse_env.images.ImageDataset`'s: ``(N, H, W)``,
+    or ``(N, C, H, W)`` channels first)."""
     labels: torch.Tensor
     """``(N,)`` int64 class labels."""
 
@@ -461,10 +466,35 @@ def load_split(dataset: str, split: str, data_dir: str | os.PathLike[str] | None
     raw = load_raw(dataset, data_dir)
     if split == "test":
         return SplitData(raw.test_images, raw.test_labels)
-    cut = raw.train_images.shape[0] - VAL_SIZE
-    if split == "train":
-        return SplitData(raw.train_images[:cut], raw.train_labels[:cut])
-    return SplitData(raw.train_images[cut:], raw.train_labels[cut:])
+    train, val = carve_val(raw.train_images, raw.train_labels)
+    return train if split == "train" else val
+
+
+def default_val_size(n_train: int) -> int:
+    """How many of ``n_train`` training images :func:`carve_val` holds out as ``val`` by default:
+    the share MNIST holds out (:data:`VAL_SIZE` of :data:`OFFICIAL_TRAIN_SIZE`, one in twelve,
+    rounded down), at least one; 5,000 for MNIST's 60,000."""
+    return max(1, n_train * VAL_SIZE // OFFICIAL_TRAIN_SIZE)
+
+
+def carve_val(
+    images: torch.Tensor, labels: torch.Tensor, val_size: int | None = None
+) -> tuple[SplitData, SplitData]:
+    """``(train, val)`` of a training set: ``val`` is its last ``val_size`` images (default
+    :func:`default_val_size`), a fixed hold-out; ``train`` the others, in order. Views, not copies.
+
+    The one rule of the ``val`` split, for MNIST and Fashion-MNIST (:func:`load_split`) and for
+    a :class:`~glimpse_env.images.ImageDataset` given no ``val`` split of its own.
+    """
+    total = int(images.shape[0])
+    held_out = default_val_size(total) if val_size is None else val_size
+    if not 0 < held_out < total:
+        raise ValueError(
+            f"cannot hold out {held_out} of {total} training images as the val split: at least one "
+            f"image must stay in train and one go to val"
+        )
+    cut = total - held_out
+    return SplitData(images[:cut], labels[:cut]), SplitData(images[cut:], labels[cut:])
 
 
 @functools.cache

@@ -12,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.error import ResetNeeded
 
-from glimpse_env.actions import check_action
+from glimpse_env.actions import check_action, check_early_action
 from glimpse_env.render import draw_glimpses
 from glimpse_env.retina import IntegralImage
 from glimpse_env.task import GlimpseTask, TaskConfig, TaskSettings
@@ -26,24 +26,26 @@ ActType = dict[str, Any]
 
 
 def observation_space(config: TaskConfig) -> spaces.Dict:
-    """``Dict(glimpse=Box(0, 1, (k, g, g)), location=Box(-1, 1, (2,)))`` of a task."""
-    k, g = config.n_scales, config.patch_size
+    """``Dict(glimpse=Box(0, 1, (k * C, g, g)), location=Box(-1, 1, (2,)))`` of a task
+    (``C`` channels: 1, or 3 for RGB images)."""
     return spaces.Dict(
         {
-            "glimpse": spaces.Box(0.0, 1.0, shape=(k, g, g), dtype=np.float32),
+            "glimpse": spaces.Box(0.0, 1.0, shape=config.glimpse_shape, dtype=np.float32),
             "location": spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
         }
     )
 
 
 def action_space(config: TaskConfig) -> spaces.Dict:
-    """``Dict(location=Box(-1, 1, (2,)), label=Discrete(num_classes))`` of a task."""
-    return spaces.Dict(
-        {
-            "location": spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
-            "label": spaces.Discrete(config.num_classes),
-        }
-    )
+    """``Dict(location=Box(-1, 1, (2,)), label=Discrete(num_classes))`` of a task, with
+    ``stop=Discrete(2)`` as well when it has early answers (``early_answer=True``)."""
+    parts: dict[str, spaces.Space[Any]] = {
+        "location": spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32),
+        "label": spaces.Discrete(config.num_classes),
+    }
+    if config.early_answer:
+        parts["stop"] = spaces.Discrete(2)
+    return spaces.Dict(parts)
 
 
 class GlimpseEnv(gym.Env[ObsType, ActType]):
@@ -64,14 +66,20 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     - ``location = (x, y)``: where to take the next glimpse. ``x`` is horizontal, ``y``
       vertical; ``(-1, -1)`` is the top-left corner of the canvas, ``(0, 0)`` its centre,
       ``(1, 1)`` its bottom-right corner.
-    - ``label``: the class guessed. Only the label of the last step is judged.
+    - ``label``: the class guessed. Only the label of the last step is judged (with
+      ``reward="every_step"``, the label of every step).
+    - ``stop`` (only with ``early_answer=True``: ``Dict(..., stop=Discrete(2))``): 1 answers
+      now, 0 takes another glimpse (see *Episode End*). An environment without early
+      answers refuses an action with a ``stop`` (``ValueError``), one with early answers an
+      action without it.
 
     A location is two real numbers: Python ints and floats, numpy or torch integer and
     floating-point values (a tensor on any device; one that requires grad is read
     detached: the action is data). A label is one integer. Bools, strings, complex
-    numbers or timedeltas as a location, or anything but an integer as a label, raise
-    ``TypeError``; locations outside ``[-1, 1]``, NaN or infinite, a wrong shape or a
-    class out of range raise ``ValueError`` (never clipped silently): clip a sampled
+    numbers or timedeltas as a location, anything but an integer as a label, or anything
+    but an integer or a bool as a stop raise ``TypeError``; locations outside ``[-1, 1]``,
+    NaN or infinite, a wrong shape, a class out of range or a stop other than 0 and 1
+    raise ``ValueError`` (never clipped silently): clip a sampled
     location yourself. A step that raises changes nothing: the same step can be taken
     again.
 
@@ -80,12 +88,26 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     ``Dict(glimpse=Box(0, 1, (k, g, g), float32), location=Box(-1, 1, (2,), float32))``:
     the retina's ``k`` patches of ``g x g`` (scale ``i`` covers ``g * s**i`` pixels, averaged
     down to ``g x g``, outside the canvas reads 0; see :mod:`glimpse_env.retina`), and the
-    location they were taken at.
+    location they were taken at. On RGB images (an :class:`~glimpse_env.images.ImageDataset`
+    of ``C = 3`` channels) every scale averages each channel: ``glimpse`` is
+    ``Box(0, 1, (k * C, g, g))``, scale-major (the ``C`` channels of scale 0, then of scale 1, ...).
 
     ## Rewards
 
     0 on every step but the last; on the last, 1.0 if ``action["label"]`` is the true
     class, else 0.0. The return of an episode is therefore its accuracy.
+
+    Two settings change this (the defaults keep it):
+
+    - ``reward="every_step"``: the label of every step is judged, and each right one earns
+      ``1/T`` (``T = n_glimpses``): the return is the fraction of right labels, in
+      ``[0, 1]``. A step that answers early (``stop=1`` at step ``t < T``) earns
+      ``(T - t + 1)/T`` if its label is right: its label stands for the steps it skips,
+      so the return stays in ``[0, 1]`` and an early right answer earns what repeating it
+      until step ``T`` would. ``info["correct"]`` is the last label's.
+    - ``glimpse_cost=c``: every step's reward is lowered by ``c`` (charged per step, as it
+      is spent), so an episode that answers at step ``t`` returns its reward for the
+      labels less ``c * t``: ``1 - c * t`` for a right answer with the terminal reward.
 
     ## Starting State
 
@@ -107,6 +129,13 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     and step ``T`` judges ``action["label"]`` and terminates (its observation is the
     glimpse at that step's location). There is no truncation.
 
+    With ``early_answer=True`` the agent may answer sooner: ``stop=1`` at step ``t < T``
+    judges that step's label and terminates the episode after ``t`` glimpses (the
+    observation is again the glimpse at that step's location); at step ``T`` the episode
+    ends whatever ``stop`` says. ``info["glimpses"]`` (early answers only) is the glimpses
+    used so far on every step, ``t`` at step ``t``: at the end, the glimpses the answer was
+    made with.
+
     ``info`` holds ``location`` and ``step`` on every step (``index`` after ``reset`` for a
     fixed set), and ``label`` (true class), ``prediction`` and ``correct`` only on the
     terminal step, so a pure RL agent cannot read the answer early.
@@ -125,24 +154,33 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
     the id's settings (:data:`~glimpse_env.registration.ENV_SPECS`), ``GlimpseEnv(**kwargs)``
     from the defaults (a 28x28 centred MNIST, 6 glimpses of one 8x8 scale).
 
-    - ``dataset``: ``"mnist"`` (default) or ``"fashion_mnist"``.
+    - ``dataset``: ``"mnist"`` (default), ``"fashion_mnist"``, or your own images as a
+      :class:`~glimpse_env.images.ImageDataset` (any size, grayscale or RGB, any number of
+      classes, your own train/val/test split): ``gym.make(id, dataset=ImageDataset(...))``
+      keeps the id's canvas, clutter and retina settings.
     - ``variant``: ``"centred"`` (default), ``"translated"`` or ``"cluttered"``.
-    - ``canvas_size``: int or ``(height, width)``, 28 to 512 a side; 28 for ``centred``
-      (default: 28 for ``centred``, else 60).
-    - ``n_clutter`` (1 to 128), ``clutter_size`` (1 to 28): clutter pieces and their side
-      (``cluttered`` only).
+    - ``canvas_size``: int or ``(height, width)``, from the image's size (28) to 512 a side;
+      the image's size for ``centred`` (default: the image's size for ``centred``, else 60).
+    - ``n_clutter`` (1 to 128), ``clutter_size`` (1 to the image's shorter side, 28):
+      clutter pieces and their side (``cluttered`` only).
     - ``n_glimpses``: ``T``, glimpses per episode, 1 to 1000 (default 6).
     - ``patch_size``, ``n_scales``, ``scale_factor``: the retina's ``g`` (default 8, at most
       the canvas), ``k`` (default 1, at most 16), ``s`` (default 2); the largest scale
       ``g * s**(k - 1)`` may be at most 4 times the canvas's longer side (a scale twice
       the canvas already sees all of it from any location).
     - ``split``: ``"train"`` (default; the first 55,000 training images), ``"val"`` (the
-      last 5,000) or ``"test"``.
+      last 5,000) or ``"test"``; an ``ImageDataset``'s own splits.
     - ``initial_location``: ``"centre"`` (default), ``"random"`` or an ``(x, y)`` pair of
       real numbers in ``[-1, 1]``.
-    - ``train_size``: fix the training set to this many canvases, at most 55,000 (default
-      ``None``: a fresh canvas every episode).
+    - ``train_size``: fix the training set to this many canvases, at most the train split
+      (55,000; default ``None``: a fresh canvas every episode).
     - ``dataset_seed``: seed of the fixed canvases (default 0).
+    - ``early_answer``: let the agent answer before the last glimpse with
+      ``stop=Discrete(2)`` in the action (default ``False``: ``n_glimpses`` steps each).
+    - ``glimpse_cost``: ``c``, subtracted from the reward of every step, a finite number
+      >= 0 (default 0).
+    - ``reward``: ``"terminal"`` (default: 1 for a right answer) or ``"every_step"``
+      (``1/T`` for every right label); see *Rewards*.
     - ``data_dir``: data folder (else ``$GLIMPSE_DATA_DIR``, else the user cache); the
       only folder looked in.
     - ``render_mode``: ``None`` or ``"rgb_array"`` (``metadata["render_modes"]``); any other
@@ -165,7 +203,9 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
 
     ## Version History
 
-    - v0: initial release.
+    - v0: initial release. Later, still v0: the options ``early_answer``, ``glimpse_cost``
+      and ``reward="every_step"``, whose defaults give the episodes, rewards and results
+      of the initial release exactly.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}  # noqa: RUF012 - Gymnasium's convention
@@ -211,7 +251,8 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
 
     @property
     def canvas(self) -> np.ndarray:
-        """The ``(H, W)`` uint8 canvas of the current episode (for visualisation only)."""
+        """The ``(H, W)`` uint8 canvas of the current episode (``(C, H, W)`` for RGB images),
+        for visualisation only."""
         self._check_open()
         if self._canvas is None:
             raise ResetNeeded("no episode yet: call reset() first")
@@ -274,16 +315,24 @@ class GlimpseEnv(gym.Env[ObsType, ActType]):
                 "call reset() before step(): "
                 + ("no episode has started" if self._integral is None else "the episode has terminated")
             )
-        location, checked_label = check_action(action, self.task.num_classes)  # a location of our own
+        config = self.config
+        stop = False
+        if config.early_answer:
+            location, checked_label, checked_stop = check_early_action(action, self.task.num_classes)
+            stop = bool(checked_stop)
+        else:
+            location, checked_label = check_action(action, self.task.num_classes)  # a location of our own
         label = int(checked_label)
         self._t += 1
         self._trail.append(location)
         info: dict[str, Any] = {"location": location.copy(), "step": self._t}
-        reward = 0.0
-        if self._t >= self.config.n_glimpses:
+        if config.early_answer:
+            info["glimpses"] = self._t
+        answered = stop or self._t >= config.n_glimpses
+        correct = label == self._label
+        reward = config.step_reward(self._t, correct, answered)
+        if answered:
             self._done = True
-            correct = label == self._label
-            reward = 1.0 if correct else 0.0
             info.update(label=self._label, prediction=label, correct=correct)
         return self._observe(location), reward, self._done, False, info
 

@@ -28,6 +28,13 @@ episodes of its own in the same batch) and its class is decided by
 log-probabilities, as in the RAM paper) when it gives scores, else the majority vote of the
 ``M`` labels played, a tie going to the tied label played first. With ``M = 1`` the class
 is the label played, so the accuracy is the mean reward.
+
+Early answers (an environment with ``early_answer=True``): a policy's action may hold
+``stop`` (1 answers now); each episode is scored on the label of the step it answered at
+(its first episode in its sub-environment: the batch runs with ``NEXT_STEP`` autoreset, so
+the episodes that answered early restart while the others play on, and the restarted ones
+are not scored), and the result's ``mean_glimpses`` is the mean of those steps. Without
+early answers it is ``n_glimpses``.
 """
 
 from __future__ import annotations
@@ -117,14 +124,42 @@ def lockstep_vector_env(
     return native
 
 
+def _evaluation_env(
+    env_id: str, num_envs: int, config: TaskConfig, *, device: torch.device, **env_kwargs: Any
+) -> GlimpseVectorEnv:
+    """The environment :func:`evaluate` plays on: :func:`lockstep_vector_env`; with early
+    answers, whose episodes end at steps of their own, ``NEXT_STEP`` autoreset instead (an
+    episode that answered restarts, unscored, while the others play on)."""
+    if not config.early_answer:
+        return lockstep_vector_env(env_id, num_envs, device=device, **env_kwargs)
+    envs = gym.make_vec(
+        check_env_id(env_id),
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        device=device,
+        autoreset_mode=AutoresetMode.NEXT_STEP,
+        **env_kwargs,
+    )
+    native = envs.unwrapped
+    assert isinstance(native, GlimpseVectorEnv), "the glimpse ids make GlimpseVectorEnv"
+    return native
+
+
 # ---------------------------------------------------------------------- one batch
-def _check_action(action: object, num_envs: int, num_classes: int) -> tuple[Any, Any, np.ndarray | None]:
+def _check_action(
+    action: object, num_envs: int, num_classes: int, early_answer: bool = False
+) -> tuple[Any, Any, np.ndarray | None]:
     """``(location, label, scores)`` of a policy's action (the environment checks the first two)."""
     if not isinstance(action, Mapping) or "location" not in action or "label" not in action:
         raise TypeError(
             f"a policy's action is a dict {{'location': (N, 2) float32, 'label': (N,) int[, 'scores': "
-            f"(N, C)]}}, got {type(action).__name__}"
+            f"(N, C)][, 'stop': (N,) 0 or 1]}}, got {type(action).__name__}"
             + (f" with keys {sorted(map(str, action))}" if isinstance(action, Mapping) else "")
+        )
+    if not early_answer and "stop" in action:
+        raise ValueError(
+            "a policy's action has a 'stop', but the environment has no early answers "
+            "(early_answer=False): evaluate with early_answer=True, or drop 'stop'"
         )
     scores = action.get("scores")
     if scores is not None:
@@ -162,6 +197,10 @@ class _Batch(NamedTuple):
     reward_sum: float
     location_sum: np.ndarray
     """``(T, 2)`` float64: the locations of glimpses ``1 .. T``, summed over the episodes."""
+    glimpse_sum: int
+    """The glimpses the episodes answered with, summed."""
+    location_count: np.ndarray
+    """``(T,)`` float64: the episodes that took each glimpse."""
 
 
 def _play_batch(
@@ -169,15 +208,21 @@ def _play_batch(
 ) -> _Batch:
     """One episode in every sub-environment, on canvases ``indices``, in lockstep; the
     first ``episodes`` sub-environments are scored."""
+    if envs.config.early_answer:
+        return _play_early_batch(policy, envs, indices=indices, seed=seed, episodes=episodes)
     size, n_glimpses = envs.num_envs, envs.config.n_glimpses
     obs, _ = envs.reset(seed=seed, options={"indices": indices})
     state: Any = None
     episode_start = np.ones(size, dtype=np.bool_)
     locations = [obs["location"]]
+    returns = np.zeros(
+        size, dtype=np.float64
+    )  # only the last step earns, unless a cost or every-step rewards
     for step in range(1, n_glimpses + 1):
         action, state = _call(policy, obs, state, episode_start)
         location, label, scores = _check_action(action, size, envs.task.num_classes)
         obs, reward, terminated, _, info = envs.step({"location": location, "label": label})
+        returns += reward
         episode_start = np.zeros(size, dtype=np.bool_)
         if step < n_glimpses:  # glimpses 1 .. T: the reset's and those of steps 1 .. T - 1
             locations.append(obs["location"])
@@ -187,8 +232,63 @@ def _play_batch(
         played=np.asarray(info["prediction"][:episodes], dtype=np.int64),
         labels=np.asarray(info["label"][:episodes], dtype=np.int64),
         scores=None if scores is None else scores[:episodes],
-        reward_sum=float(reward[:episodes].sum()),
+        reward_sum=float(returns[:episodes].sum()),
         location_sum=np.stack(locations, axis=1)[:episodes].sum(axis=0, dtype=np.float64),
+        glimpse_sum=episodes * n_glimpses,
+        location_count=np.full(n_glimpses, float(episodes)),
+    )
+
+
+def _play_early_batch(
+    policy: Policy, envs: GlimpseVectorEnv, *, indices: np.ndarray, seed: int | None, episodes: int
+) -> _Batch:
+    """:func:`_play_batch` with early answers: the episodes answer at steps of their own
+    (``envs`` autoresets on the next step, :func:`_evaluation_env`); each sub-environment's
+    first episode is scored on the label it answered with, its return and its glimpses."""
+    size, n_glimpses, num_classes = envs.num_envs, envs.config.n_glimpses, envs.task.num_classes
+    obs, _ = envs.reset(seed=seed, options={"indices": indices})
+    state: Any = None
+    episode_start = np.ones(size, dtype=np.bool_)
+    playing = np.ones(size, dtype=np.bool_)  # the first episode has not answered yet
+    played, labels, glimpses = (np.zeros(size, dtype=np.int64) for _ in range(3))
+    returns = np.zeros(size, dtype=np.float64)
+    kept_scores: np.ndarray | None = np.zeros((size, num_classes), dtype=np.float64)
+    location_sum = np.zeros((n_glimpses, LOCATION_SIZE), dtype=np.float64)
+    location_count = np.zeros(n_glimpses, dtype=np.float64)
+    for step in range(1, n_glimpses + 1):
+        used = playing[:episodes]  # the scored episodes that took glimpse `step`
+        location_sum[step - 1] = obs["location"][:episodes][used].sum(axis=0, dtype=np.float64)
+        location_count[step - 1] = float(used.sum())
+        action, state = _call(policy, obs, state, episode_start)
+        location, label, scores = _check_action(action, size, num_classes, early_answer=True)
+        stop = action.get("stop")
+        obs, reward, terminated, _, info = envs.step(
+            {"location": location, "label": label, "stop": np.zeros(size, np.int64) if stop is None else stop}
+        )
+        episode_start = np.zeros(size, dtype=np.bool_)
+        returns += np.where(playing, reward, 0.0)  # a restarted episode is not scored
+        answered = terminated & playing
+        if answered.any():
+            played[answered] = info["prediction"][answered]
+            labels[answered] = info["label"][answered]
+            glimpses[answered] = step
+            if scores is None:
+                kept_scores = None  # an answer without scores: the Monte Carlo vote counts labels
+            elif kept_scores is not None:
+                kept_scores[answered] = scores[answered]
+            playing &= ~answered
+        if not playing.any():
+            break
+    if playing.any():
+        raise RuntimeError(f"the episodes did not end after their {n_glimpses} glimpses")
+    return _Batch(
+        played=played[:episodes],
+        labels=labels[:episodes],
+        scores=None if kept_scores is None else kept_scores[:episodes],
+        reward_sum=float(returns[:episodes].sum()),
+        location_sum=location_sum,
+        glimpse_sum=int(glimpses[:episodes].sum()),
+        location_count=location_count,
     )
 
 
@@ -237,6 +337,10 @@ class ShardOutcome(NamedTuple):
     location_sum: np.ndarray
     """``(T, 2)`` float64: the locations of glimpses ``1 .. T``, summed over the episodes."""
     seconds: float
+    glimpse_sum: int
+    """The glimpses the episodes answered with, summed."""
+    location_count: np.ndarray
+    """``(T,)`` float64: the episodes that took each glimpse (the divisors of ``location_sum``)."""
 
 
 def batch_seed(seed: int, batch: int) -> int:
@@ -255,6 +359,8 @@ def _play_shard(
     played: list[tuple[int, np.ndarray, np.ndarray]] = []
     rewards = 0.0
     location_sum = np.zeros((envs.config.n_glimpses, LOCATION_SIZE), dtype=np.float64)
+    location_count = np.zeros(envs.config.n_glimpses, dtype=np.float64)
+    glimpses = 0
     start_time = time.perf_counter()
     start_batch = getattr(policy, "start_batch", None)
     for number in range(shard_index, len(layout.starts), shard_count):
@@ -277,7 +383,11 @@ def _play_shard(
         played.append((number, predicted, batch.labels[::repeats]))
         rewards += batch.reward_sum
         location_sum += batch.location_sum
-    return ShardOutcome(played, rewards, location_sum, time.perf_counter() - start_time)
+        location_count += batch.location_count
+        glimpses += batch.glimpse_sum
+    return ShardOutcome(
+        played, rewards, location_sum, time.perf_counter() - start_time, glimpses, location_count
+    )
 
 
 def _union(outcomes: Sequence[ShardOutcome], layout: _Layout) -> list[tuple[int, np.ndarray, np.ndarray]]:
@@ -378,7 +488,9 @@ def evaluate(
     layout = _Layout.of(count, repeats=repeats, num_envs=num_envs)
     policy_name = name or getattr(policy, "name", None) or getattr(policy, "__name__", type(policy).__name__)
 
-    envs = lockstep_vector_env(env_id, layout.per_batch * repeats, device=device, split=split, **env_kwargs)
+    envs = _evaluation_env(
+        env_id, layout.per_batch * repeats, config, device=device, split=split, **env_kwargs
+    )
     try:
         outcome = _play_shard(policy, envs, layout, shard=(shard_index, shard_count), seed=seed)
     finally:
@@ -392,6 +504,10 @@ def evaluate(
     )
     rewards = sum(o.reward_sum for o in outcomes)
     location_sum = np.sum([o.location_sum for o in outcomes], axis=0)
+    location_count = np.sum([o.location_count for o in outcomes], axis=0)[:, None]
+    mean_locations = np.divide(
+        location_sum, location_count, out=np.full_like(location_sum, np.nan), where=location_count > 0
+    )
     elapsed = max(o.seconds for o in outcomes)
     played_total = count * repeats
     return EvaluationResult(
@@ -403,8 +519,9 @@ def evaluate(
         accuracy=scores.accuracy,
         ci95=scores.ci95,
         mean_reward=rewards / played_total,
+        mean_glimpses=sum(o.glimpse_sum for o in outcomes) / played_total,
         per_class=scores.per_class,
         class_counts=scores.class_counts,
-        mean_locations=(location_sum / played_total).tolist(),
+        mean_locations=mean_locations.tolist(),
         episodes_per_second=played_total / max(elapsed, 1e-9),
     )

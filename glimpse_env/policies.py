@@ -41,11 +41,17 @@ class PolicyAction(_RequiredAction, total=False):
     - ``location``: ``(N, 2)`` float32 in ``[-1, 1]``, where the next glimpse is taken;
     - ``label``: ``(N,)`` int class indices (judged by the environment on the last step only);
     - ``scores`` (optional): ``(N, C)`` class scores, e.g. log-probabilities, read on the
-      last step only; with ``mc_samples > 1`` the class of a canvas is the argmax of their
-      mean over its episodes (else the majority vote of the labels).
+      last step only (the answering step, with early answers); with ``mc_samples > 1`` the
+      class of a canvas is the argmax of their mean over its episodes (else the majority
+      vote of the labels).
+    - ``stop`` (optional, environments with early answers only): ``(N,)`` 0 or 1, 1 answers
+      now (the step's label is judged and the episode ends); without it no episode stops
+      before its last glimpse. A ``stop`` for an environment without early answers is a
+      ``ValueError``.
     """
 
     scores: np.ndarray
+    stop: np.ndarray
 
 
 class Policy(Protocol):
@@ -121,21 +127,29 @@ class RandomPolicy:
         return {"location": location, "label": label}, None
 
 
-def sb3_action_form(space: object) -> tuple[str, int | None, int]:
+def sb3_action_form(space: object, *, early_answer: bool = False) -> tuple[str, int | None, int]:
     """``(action, grid, num_classes)`` of an action space made by :mod:`glimpse_env.wrappers`:
     ``("flat", None, C)`` for ``Box(-1, 1, (2 + C,))``, ``("multidiscrete", G, C)`` for
-    ``MultiDiscrete([G, G, C])``; a clear ``ValueError`` for any other space."""
-    if isinstance(space, spaces.Box) and len(space.shape) == 1 and space.shape[0] > LOCATION_SIZE:
+    ``MultiDiscrete([G, G, C])``; with ``early_answer``, the forms with the stop last,
+    ``Box(-1, 1, (3 + C,))`` and ``MultiDiscrete([G, G, C, 2])``; a clear ``ValueError`` for
+    any other space."""
+    extra = int(early_answer)
+    if isinstance(space, spaces.Box) and len(space.shape) == 1 and space.shape[0] > LOCATION_SIZE + extra:
         if np.all(space.low == -1.0) and np.all(space.high == 1.0):
-            return "flat", None, space.shape[0] - LOCATION_SIZE
-    if isinstance(space, spaces.MultiDiscrete) and space.nvec.shape == (len(MULTIDISCRETE_FIELDS),):
-        columns, rows, classes = (int(v) for v in space.nvec)
-        if columns == rows:
+            return "flat", None, space.shape[0] - LOCATION_SIZE - extra
+    if isinstance(space, spaces.MultiDiscrete) and space.nvec.shape == (len(MULTIDISCRETE_FIELDS) + extra,):
+        columns, rows, classes = (int(v) for v in space.nvec[: len(MULTIDISCRETE_FIELDS)])
+        if columns == rows and (not early_answer or int(space.nvec[-1]) == 2):
             return "multidiscrete", columns, classes
+    if early_answer:
+        expected = "Box(-1, 1, (3 + C,)) (action='flat') or MultiDiscrete([G, G, C, 2])"
+    else:
+        expected = "Box(-1, 1, (2 + C,)) (action='flat') or MultiDiscrete([G, G, C])"
     raise ValueError(
-        f"the model's action space {space} is none of the glimpse adapters' actions: Box(-1, 1, (2 + C,)) "
-        f"(action='flat') or MultiDiscrete([G, G, C]) (action='multidiscrete'); train the model on "
-        f"glimpse_env.wrappers' FlatActionWrapper, MultiDiscreteActionWrapper or SB3VecEnv"
+        f"the model's action space {space} is none of the glimpse adapters' actions"
+        f"{' with early answers' if early_answer else ''}: {expected} (action='multidiscrete'); train "
+        f"the model on glimpse_env.wrappers' FlatActionWrapper, MultiDiscreteActionWrapper or SB3VecEnv"
+        + (" over an environment with early_answer=True" if early_answer else "")
     )
 
 
@@ -162,6 +176,9 @@ class SB3Policy:
             global generator, as SB3 does).
         name: the name :func:`~glimpse_env.evaluation.evaluate` reports (default
             ``"sb3:<algorithm>"``).
+        early_answer: the model was trained with early answers (its action carries the
+            stop decision last, :mod:`glimpse_env.wrappers`): the policy plays ``stop`` too,
+            for an environment made with ``early_answer=True``.
     """
 
     def __init__(
@@ -172,13 +189,17 @@ class SB3Policy:
         grid: int | None = None,
         deterministic: bool = True,
         name: str | None = None,
+        early_answer: bool = False,
     ) -> None:
         if not callable(getattr(model, "predict", None)):
             raise TypeError(
                 f"SB3Policy wraps a stable-baselines3 model (with predict(obs, state, episode_start, "
                 f"deterministic)), got {type(model).__name__}"
             )
-        kind, space_grid, num_classes = sb3_action_form(getattr(model, "action_space", None))
+        early_answer = bool(early_answer)
+        kind, space_grid, num_classes = sb3_action_form(
+            getattr(model, "action_space", None), early_answer=early_answer
+        )
         if action is not None and action not in ACTION_KINDS:
             raise ValueError(f"action must be one of {ACTION_KINDS} or None, got {action!r}")
         if action is not None and action != kind:
@@ -197,12 +218,16 @@ class SB3Policy:
         self.num_classes = num_classes
         self.deterministic = bool(deterministic)
         self.name = name or f"sb3:{type(model).__name__}"
+        self.early_answer = early_answer
 
-    def decode(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """SB3 actions ``(N, ...)`` to locations ``(N, 2)`` float32 and labels ``(N,)`` int64."""
+    def decode(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """SB3 actions ``(N, ...)`` to locations ``(N, 2)`` float32 and labels ``(N,)`` int64
+        (and stops ``(N,)`` bool with ``early_answer``)."""
         if self.grid is None:
-            return split_flat_actions(actions, self.num_classes)
-        return split_multidiscrete_actions(actions, self.num_classes, grid=self.grid)
+            return split_flat_actions(actions, self.num_classes, early_answer=self.early_answer)  # type: ignore[call-overload, no-any-return]
+        return split_multidiscrete_actions(  # type: ignore[call-overload, no-any-return]
+            actions, self.num_classes, grid=self.grid, early_answer=self.early_answer
+        )
 
     def __call__(
         self, observation: ObsType, state: Any, episode_start: np.ndarray
@@ -210,5 +235,8 @@ class SB3Policy:
         actions, state = self.model.predict(
             observation, state=state, episode_start=episode_start, deterministic=self.deterministic
         )
-        location, label = self.decode(actions)
-        return {"location": location, "label": label}, state
+        parts = self.decode(actions)
+        action: PolicyAction = {"location": parts[0], "label": parts[1]}
+        if self.early_answer:
+            action["stop"] = parts[2].astype(np.int64)
+        return action, state

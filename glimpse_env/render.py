@@ -56,19 +56,25 @@ def draw_glimpses(canvas: torch.Tensor | np.ndarray, retina: Retina, locations: 
     """An RGB picture of ``canvas`` with the glimpses taken at ``locations``.
 
     Args:
-        canvas: ``(H, W)`` uint8 image.
+        canvas: ``(H, W)`` uint8 image, or ``(C, H, W)`` channels first (``C = 3``: RGB,
+            drawn in colour; ``C = 1``: grey).
         retina: the retina that took the glimpses (for the box of every scale).
         locations: ``(n, 2)`` locations in order; the last one is the current glimpse.
 
     Returns:
-        ``(H * z, W * z, 3)`` uint8, ``z`` from :func:`upscale_factor`: the canvas in grey,
+        ``(H * z, W * z, 3)`` uint8, ``z`` from :func:`upscale_factor`: the canvas in grey (or colour),
         the trail of locations as a yellow polyline with a dot at each glimpse, and the
         box of every scale of the current glimpse (red, green, blue, ...).
     """
     image = canvas.cpu().numpy() if isinstance(canvas, torch.Tensor) else np.asarray(canvas)
-    h, w = image.shape
+    if image.ndim == 3:  # (C, H, W): channels last, three of them
+        image = np.moveaxis(image, 0, -1)
+        image = image if image.shape[2] == 3 else image[:, :, :1].repeat(3, axis=2)
+    else:
+        image = image[:, :, None].repeat(3, axis=2)
+    h, w = image.shape[:2]
     z = upscale_factor(h, w)
-    frame = np.repeat(np.repeat(image, z, axis=0), z, axis=1)[:, :, None].repeat(3, axis=2)
+    frame = np.ascontiguousarray(np.repeat(np.repeat(image, z, axis=0), z, axis=1))
     locations = np.asarray(locations, dtype=np.float64).reshape(-1, 2)
     if locations.shape[0] == 0:
         return frame

@@ -46,14 +46,18 @@ def _reset_info_of(info: dict[str, Any], i: int) -> dict[str, Any]:
 
 
 def _last_info_of(info: dict[str, Any], i: int) -> dict[str, Any]:
-    """The single environment's terminal-step info of sub-environment ``i``."""
-    return {
+    """The single environment's terminal-step info of sub-environment ``i`` (with
+    ``glimpses`` where the environment has early answers)."""
+    last = {
         "location": info["location"][i].copy(),
         "step": int(info["step"][i]),
         "label": int(info["label"][i]),
         "prediction": int(info["prediction"][i]),
         "correct": bool(info["correct"][i]),
     }
+    if "glimpses" in info:
+        last["glimpses"] = int(info["glimpses"][i])
+    return last
 
 
 class SB3VecEnv(VecEnv):
@@ -69,9 +73,15 @@ class SB3VecEnv(VecEnv):
         action: ``"flat"`` (default) or ``"multidiscrete"`` (module docstring).
         grid: cells per side of the location grid, ``"multidiscrete"`` only (default 9).
 
+    A ``venv`` with early answers (``early_answer=True``) gets the stop decision in either
+    form: the flat action's last coordinate (stops above 0) or the multidiscrete action's
+    last entry (0 or 1), as :class:`~glimpse_env.wrappers.FlatActionWrapper` and
+    :class:`~glimpse_env.wrappers.MultiDiscreteActionWrapper` decode it.
+
     ``infos[i]`` of a finished episode holds ``terminal_observation``, ``TimeLimit.truncated``
     (always False) and the single environment's last info (``location``, ``step``,
-    ``label``, ``prediction``, ``correct``); the others are empty dicts, to keep the
+    ``label``, ``prediction``, ``correct``, and ``glimpses`` with early answers); the others
+    are empty dicts, to keep the
     per-step Python work that SB3's list-of-dicts format forces to a minimum.
     ``reset_infos[i]`` is sub-environment ``i``'s info of its latest (auto)reset
     (``location``, ``step`` and, for a fixed set, ``index``), as in SB3's ``DummyVecEnv``.
@@ -95,7 +105,8 @@ class SB3VecEnv(VecEnv):
             )
         self.venv = venv
         self.num_classes = venv.task.num_classes
-        space, self._split = _decoder(action, self.num_classes, grid)
+        self.early_answer = venv.config.early_answer
+        space, self._decode = _decoder(action, self.num_classes, grid, self.early_answer)
         self._batch_shape = (venv.num_envs, *space.shape)
         self.action_kind = action
         self._actions: np.ndarray | None = None
@@ -133,14 +144,14 @@ class SB3VecEnv(VecEnv):
     def step_wait(self) -> VecEnvStepReturn:
         if self._actions is None:
             raise RuntimeError("step_wait() without step_async(actions)")
-        location, label = self._split(self._actions)
-        if location.shape != (self.num_envs, LOCATION_SIZE):
+        action = self._decode(self._actions)
+        if action["location"].shape != (self.num_envs, LOCATION_SIZE):
             raise ValueError(
                 f"expected {self.num_envs} actions of {self.action_space}, shape {self._batch_shape}, "
                 f"got {np.shape(self._actions)}"
             )
         self._actions = None
-        obs, reward, terminated, truncated, info = self.venv.step({"location": location, "label": label})
+        obs, reward, terminated, truncated, info = self.venv.step(action)
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         finished = np.flatnonzero(dones)

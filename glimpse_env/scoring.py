@@ -159,14 +159,19 @@ class EvaluationResult(NamedTuple):
     ci95: tuple[float, float]
     """Wilson score interval of the accuracy, 95%."""
     mean_reward: float
-    """Mean reward of every episode played (``n * mc_samples`` of them): the share of right
-    labels played, before any Monte Carlo combination."""
+    """Mean return of every episode played (``n * mc_samples`` of them): the share of right
+    labels played, before any Monte Carlo combination (less the glimpse cost, and the
+    fraction of right labels with ``reward="every_step"``, where those options are set)."""
+    mean_glimpses: float
+    """Mean glimpses per episode played: the step each episode answered at; ``n_glimpses``
+    exactly for fixed-length episodes (without early answers)."""
     per_class: list[float]
     """``(C,)``: accuracy on the canvases of each class (0.0 for a class with none)."""
     class_counts: list[int]
     """``(C,)``: canvases of each class."""
     mean_locations: list[list[float]]
-    """``(T, 2)``: mean ``(x, y)`` of glimpse ``1 .. T`` over every episode played."""
+    """``(T, 2)``: mean ``(x, y)`` of glimpse ``1 .. T`` over every episode played that took
+    it (every episode, without early answers; NaN for a glimpse no episode took)."""
     episodes_per_second: float
 
     def as_dict(self) -> dict[str, Any]:
@@ -182,7 +187,8 @@ def format_table(result: EvaluationResult) -> str:
             f"policy {result.policy}, env {result.env_id}, split {result.split}, {result.n} canvases, "
             f"Monte Carlo samples {result.mc_samples}",
             f"accuracy {result.accuracy:.4f} (95% CI {low:.4f}-{high:.4f}), "
-            f"error {100 * (1 - result.accuracy):.2f}%, mean reward {result.mean_reward:.4f}",
+            f"error {100 * (1 - result.accuracy):.2f}%, mean reward {result.mean_reward:.4f}, "
+            f"mean glimpses {result.mean_glimpses:.2f}",
             "per class: " + " ".join(f"{i}:{a:.3f}" for i, a in enumerate(result.per_class)),
             "mean glimpse locations (x, y) per step: "
             + " ".join(f"({x:+.2f},{y:+.2f})" for x, y in result.mean_locations),

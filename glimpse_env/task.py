@@ -10,11 +10,12 @@ the same rules too (:mod:`glimpse_env.actions`).
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict, get_args
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ from glimpse_env.data import (
     load_split_to,
     resolve_data_dir,
 )
+from glimpse_env.images import ImageDataset
 from glimpse_env.retina import Retina
 from glimpse_env.validation import check_int, check_numbers, describe_int, is_integer, is_real
 from glimpse_env.validation import check_render_mode as check_render_mode
@@ -55,6 +57,10 @@ MAX_SCALES = 16
 MAX_SCALE_RATIO = 4
 #: Default canvas side of the ``translated`` and ``cluttered`` variants.
 DEFAULT_CANVAS_SIDE = 60
+#: How the label is rewarded (``TaskConfig.reward``).
+RewardMode = Literal["terminal", "every_step"]
+#: The reward modes: ``"terminal"`` (the default) and ``"every_step"``.
+REWARD_MODES: tuple[str, ...] = get_args(RewardMode)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,17 +79,22 @@ class TaskConfig:
     ``(height, width)`` tuple; ``initial_location`` as a name or an ``(x, y)`` tuple).
     """
 
-    dataset: str = "mnist"
-    """``"mnist"`` or ``"fashion_mnist"``."""
+    dataset: str | ImageDataset = "mnist"
+    """``"mnist"``, ``"fashion_mnist"``, or an :class:`~glimpse_env.images.ImageDataset` of your
+    own images (any size, grayscale or RGB, any number of classes, your own splits): its images,
+    labels and classes replace MNIST's, and the other settings apply to them as they are (the
+    canvas must hold the image: ``canvas_size`` at least the image's size, ``clutter_size`` at
+    most its shorter side; a ``centred`` canvas is the image's size)."""
     variant: str = "centred"
     """``"centred"``, ``"translated"`` or ``"cluttered"`` (see :mod:`glimpse_env.canvas`)."""
     canvas_size: int | tuple[int, int] | None = None
-    """Canvas side, or ``(height, width)``: 28 for ``centred``; 28 to 512 otherwise
-    (:data:`~glimpse_env.canvas.MAX_CANVAS_SIDE`). ``None``: 28 for ``centred``, else 60."""
+    """Canvas side, or ``(height, width)``: the image's size (28) for ``centred``; from the
+    image's size (28) to 512 otherwise (:data:`~glimpse_env.canvas.MAX_CANVAS_SIDE`).
+    ``None``: the image's size for ``centred``, else 60."""
     n_clutter: int = 0
     """Clutter pieces per canvas, 1 to 128 (``cluttered`` only)."""
     clutter_size: int = 0
-    """Side of each clutter piece, 1 to 28 (``cluttered`` only)."""
+    """Side of each clutter piece, 1 to the image's shorter side (28) (``cluttered`` only)."""
     n_glimpses: int = 6
     """``T``: glimpses per episode, 1 to 1000; the label given at step ``T`` is judged."""
     patch_size: int = 8
@@ -99,10 +110,27 @@ class TaskConfig:
     """``"centre"`` (or ``"center"``), ``"random"`` (uniform in ``[-1, 1]^2``) or a fixed
     ``(x, y)`` pair of real numbers in ``[-1, 1]``."""
     train_size: int | None = None
-    """Fix the training set to this many canvases, 1 to 55,000 (``split="train"`` only);
-    ``None`` draws a fresh canvas every episode."""
+    """Fix the training set to this many canvases, 1 to the train split's size (55,000 for
+    MNIST; ``split="train"`` only); ``None`` draws a fresh canvas every episode."""
     dataset_seed: int = 0
     """Seed of the fixed canvases (``val``, ``test`` and a fixed training set), 0 to 2**64 - 1."""
+    early_answer: bool = False
+    """Let the agent answer before its last glimpse: the action gains ``"stop": Discrete(2)``,
+    and ``stop=1`` at step ``t < n_glimpses`` judges that step's label and terminates the
+    episode after ``t`` glimpses; at step ``n_glimpses`` the episode ends whatever ``stop``
+    says. ``False`` (default): every episode takes ``n_glimpses`` steps and the action has no
+    ``stop``. A bool (Python or numpy)."""
+    glimpse_cost: float = 0.0
+    """``c``: the price of a glimpse, charged on every step (each step's reward is lowered by
+    ``c``), so an episode that answers at step ``t`` returns its reward for the label less
+    ``c * t``. A finite real number >= 0 (default 0: glimpses are free)."""
+    reward: RewardMode = "terminal"
+    """``"terminal"`` (default): 1 on the step that answers (the last, or the one that
+    stops) if its label is right, else 0. ``"every_step"``: the label of every step is
+    judged, and each right one earns ``1/T`` (``T = n_glimpses``), so the return is the
+    fraction of right labels; an answering step ``t`` earns ``(T - t + 1)/T`` if right (its
+    label stands for the steps it skips), so the return stays in ``[0, 1]`` (before the
+    glimpse cost) and an early right answer earns what repeating it until step ``T`` would."""
     canvas: CanvasSpec = field(init=False, repr=False, compare=False)
     """Derived, not an argument: how the image is placed on the canvas."""
 
@@ -110,14 +138,24 @@ class TaskConfig:
         def store(name: str, value: object) -> None:
             object.__setattr__(self, name, value)  # a frozen dataclass normalising its fields
 
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; expected one of {DATASETS}")
+        if not isinstance(self.dataset, ImageDataset):
+            if not isinstance(self.dataset, str):
+                raise TypeError(
+                    f"dataset must be one of {DATASETS} or a glimpse_env.ImageDataset, got "
+                    f"{reprlib.repr(self.dataset)} of type {type(self.dataset).__name__}; wrap your own "
+                    f"arrays: dataset=ImageDataset(train=(images, labels), test=(images, labels))"
+                )
+            if self.dataset not in DATASETS:
+                raise ValueError(
+                    f"unknown dataset {self.dataset!r}; expected one of {DATASETS}, or your own images as "
+                    f"a glimpse_env.ImageDataset"
+                )
+            store("dataset", str(self.dataset))
         if self.split not in SPLITS:
             raise ValueError(f"unknown split {self.split!r}; expected one of {SPLITS}")
-        store("dataset", str(self.dataset))
         store("split", str(self.split))
         height, width = self._canvas_shape()
-        canvas = CanvasSpec(self.variant, height, width, self.n_clutter, self.clutter_size)
+        canvas = CanvasSpec(self.variant, height, width, self.n_clutter, self.clutter_size, *self.image_shape)
         store("canvas", canvas)
         store("variant", canvas.variant)
         store("n_clutter", canvas.n_clutter)
@@ -156,18 +194,30 @@ class TaskConfig:
                     self.train_size,
                     "train_size",
                     low=1,
-                    high=SPLIT_SIZES["train"],
+                    high=self.split_size("train"),
                     why=" (the images of the train split: a larger set would show each image twice)",
                 ),
             )
         store("dataset_seed", check_int(self.dataset_seed, "dataset_seed", low=0, high=2**64 - 1))
+        store("early_answer", _check_flag(self.early_answer, "early_answer"))
+        store("glimpse_cost", _check_cost(self.glimpse_cost))
+        store("reward", _check_reward_mode(self.reward))
 
     def _canvas_shape(self) -> tuple[int, int]:
         """``(height, width)`` of ``canvas_size``; ``canvas_size`` stored as plain ints."""
         size = self.canvas_size
+        image_height, image_width = self.image_shape
         if size is None:
-            side = IMAGE_SIZE if self.variant == "centred" else DEFAULT_CANVAS_SIDE
-            return side, side
+            if self.variant == "centred":
+                return image_height, image_width
+            if max(image_height, image_width) > DEFAULT_CANVAS_SIDE:
+                raise ValueError(
+                    f"the {image_height}x{image_width} images of {self.dataset_name!r} are larger than the "
+                    f"default {DEFAULT_CANVAS_SIDE}x{DEFAULT_CANVAS_SIDE} canvas; pass canvas_size >= "
+                    f"{max(image_height, image_width)} (or (height, width) of at least "
+                    f"({image_height}, {image_width}))"
+                )
+            return DEFAULT_CANVAS_SIDE, DEFAULT_CANVAS_SIDE
         pair: tuple[object, ...]
         if is_integer(size):
             pair = (size, size)
@@ -181,7 +231,20 @@ class TaskConfig:
                 f"{reprlib.repr(size)} of type {type(size).__name__}"
             )
         height, width = (int(side) for side in pair)  # type: ignore[call-overload]
-        if not (IMAGE_SIZE <= min(height, width) and max(height, width) <= MAX_CANVAS_SIDE):
+        if isinstance(self.dataset, ImageDataset):
+            if height < image_height or width < image_width:
+                raise ValueError(
+                    f"canvas_size={size!r} is smaller than the {image_height}x{image_width} images of "
+                    f"{self.dataset_name!r}: the canvas must hold the image; pass a canvas_size of at least "
+                    f"({image_height}, {image_width})"
+                    + (f", e.g. canvas_size={max(image_height, image_width)}" if is_integer(size) else "")
+                )
+            if max(height, width) > MAX_CANVAS_SIDE:
+                raise ValueError(
+                    f"canvas_size must be at most {MAX_CANVAS_SIDE} pixels a side (MAX_CANVAS_SIDE, 5x the "
+                    f"largest canvas of the RAM paper), got {size!r}"
+                )
+        elif not (IMAGE_SIZE <= min(height, width) and max(height, width) <= MAX_CANVAS_SIDE):
             raise ValueError(
                 f"canvas_size must be {IMAGE_SIZE} to {MAX_CANVAS_SIDE} pixels a side (at least the "
                 f"{IMAGE_SIZE}x{IMAGE_SIZE} image; at most MAX_CANVAS_SIDE, 5x the largest canvas of "
@@ -239,14 +302,83 @@ class TaskConfig:
 
     @property
     def num_classes(self) -> int:
+        """``C``: the dataset's classes."""
+        if isinstance(self.dataset, ImageDataset):
+            return self.dataset.num_classes
         return len(CLASS_NAMES[self.dataset])
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """A name per class, index = label."""
+        if isinstance(self.dataset, ImageDataset):
+            return self.dataset.class_names
+        return CLASS_NAMES[self.dataset]
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset's name: ``dataset`` itself, or an ``ImageDataset``'s ``name`` (part of
+        the fixed canvases' keys)."""
+        return self.dataset.name if isinstance(self.dataset, ImageDataset) else self.dataset
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the dataset's images (28x28 for MNIST and Fashion-MNIST)."""
+        if isinstance(self.dataset, ImageDataset):
+            return self.dataset.image_shape
+        return (IMAGE_SIZE, IMAGE_SIZE)
+
+    @property
+    def channels(self) -> int:
+        """``C``: channels of the images, the canvases and every glimpse scale: 1 (grayscale),
+        3 for an RGB :class:`~glimpse_env.images.ImageDataset`."""
+        return self.dataset.channels if isinstance(self.dataset, ImageDataset) else 1
+
+    @property
+    def glimpse_shape(self) -> tuple[int, int, int]:
+        """``(k * C, g, g)``: the shape of a glimpse (``C`` channels of each of ``k`` scales, scale-major)."""
+        return (self.n_scales * self.channels, self.patch_size, self.patch_size)
+
+    def split_size(self, split: str) -> int:
+        """The number of images of ``split`` in the dataset."""
+        if isinstance(self.dataset, ImageDataset):
+            return self.dataset.split_sizes[split]
+        return SPLIT_SIZES[split]
+
+    @property
+    def classic(self) -> bool:
+        """Whether the episodes are the RAM paper's: ``n_glimpses`` steps each, rewarded 1 on
+        the last if the label is right (no early answers, terminal reward, no glimpse cost)."""
+        return not self.early_answer and self.reward == "terminal" and self.glimpse_cost == 0.0
+
+    def step_reward(self, step: int, correct: bool, answered: bool) -> float:
+        """The reward of step ``step`` (1 to ``n_glimpses``) of an episode: the one rule of
+        both environments (the vector environment tabulates it).
+
+        Args:
+            step: ``t``, the steps taken, this one included (the glimpses used).
+            correct: whether this step's label is the true class.
+            answered: whether this step ends the episode (``t = n_glimpses``, or ``stop=1``
+                with :attr:`early_answer`).
+
+        ``"terminal"``: 1 if ``answered`` and ``correct``, else 0. ``"every_step"``: ``1/T``
+        if ``correct``, ``(T - t + 1)/T`` on an answering step (its label counts for the
+        steps it skips; ``1/T`` at ``t = T``), else 0. Then ``glimpse_cost`` is subtracted.
+        """
+        t, last = int(step), self.n_glimpses
+        if self.reward == "terminal":
+            earned = 1.0 if answered and correct else 0.0
+        elif correct:
+            earned = (last - t + 1) / last if answered else 1 / last
+        else:
+            earned = 0.0
+        return earned - self.glimpse_cost
 
     @property
     def fixed_set_size(self) -> int | None:
         """The canvases of the fixed set (``reset(options={"index": i})``): every image of the
         ``val`` or ``test`` split, or ``train_size`` for a fixed training set; ``None`` when
         every episode draws a fresh training canvas."""
-        return SPLIT_SIZES[self.split] if self.split != "train" else self.train_size
+        return self.split_size(self.split) if self.split != "train" else self.train_size
 
 
 #: The names of the settings, in order: the fields of :class:`TaskConfig`.
@@ -262,7 +394,7 @@ class TaskSettings(TypedDict, total=False):
     body alone: one built from the dataclass's fields at run time would type nothing.
     """
 
-    dataset: str
+    dataset: str | ImageDataset
     variant: str
     canvas_size: int | tuple[int, int] | None
     n_clutter: int
@@ -275,6 +407,40 @@ class TaskSettings(TypedDict, total=False):
     initial_location: str | tuple[float, float]
     train_size: int | None
     dataset_seed: int
+    early_answer: bool
+    glimpse_cost: float
+    reward: RewardMode
+
+
+def _check_flag(value: object, name: str) -> bool:
+    """``value`` as a Python ``bool`` (a Python or numpy bool), else a ``TypeError`` naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"{name} must be True or False, got {reprlib.repr(value)} of type {type(value).__name__}"
+        )
+    return bool(value)
+
+
+def _check_cost(value: object) -> float:
+    """``glimpse_cost`` as a Python ``float``: a finite real number >= 0, else a clear error."""
+    expected = "glimpse_cost must be a finite real number >= 0 (the reward lost per glimpse)"
+    if not is_real(value):
+        raise TypeError(f"{expected}, got {reprlib.repr(value)} of type {type(value).__name__}")
+    cost = float(value)  # type: ignore[arg-type]
+    if not (math.isfinite(cost) and cost >= 0.0):
+        raise ValueError(f"{expected}, got {cost!r}")
+    return cost + 0.0  # -0.0 is stored as 0.0
+
+
+def _check_reward_mode(value: object) -> str:
+    """``reward``: one of :data:`REWARD_MODES`, else a ``TypeError`` or ``ValueError`` naming them."""
+    expected = f"reward must be one of {REWARD_MODES}"
+    if not isinstance(value, str):
+        raise TypeError(f"{expected}, got {reprlib.repr(value)} of type {type(value).__name__}")
+    if value not in REWARD_MODES:
+        hint = difflib.get_close_matches(value, REWARD_MODES, n=1)
+        raise ValueError(f"{expected}, got {value!r}" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+    return str(value)
 
 
 def _initial_point(value: object) -> tuple[float, float]:
@@ -336,15 +502,19 @@ class GlimpseTask:
         self.images, self.labels = self._load_split()
         self.retina = Retina(config.patch_size, config.n_scales, config.scale_factor)
         self.num_classes = config.num_classes
-        self.class_names = CLASS_NAMES[config.dataset]
+        self.class_names = config.class_names
         #: number of canvases of the fixed set, or None when every episode draws a fresh one
         #: (:attr:`TaskConfig.fixed_set_size`; the verified splits have exactly their sizes)
         self.n_samples = config.fixed_set_size
-        self.glimpse_shape = (config.n_scales, config.patch_size, config.patch_size)
+        self.glimpse_shape = config.glimpse_shape
 
     def _load_split(self) -> SplitData:
-        """The split's images and labels on the device: the process-wide cached tensors."""
-        return load_split_to(self.config.dataset, self.config.split, self.data_dir, self.device)
+        """The split's images and labels on the device: the process-wide cached tensors (an
+        ``ImageDataset``'s own, copied to the device once per dataset)."""
+        dataset = self.config.dataset
+        if isinstance(dataset, ImageDataset):
+            return dataset.split_to(self.config.split, self.device)
+        return load_split_to(dataset, self.config.split, self.data_dir, self.device)
 
     def __getstate__(self) -> dict[str, Any]:
         """The task without its dataset, for ``copy``, ``pickle`` and ``cloudpickle``.
@@ -379,7 +549,11 @@ class GlimpseTask:
         """Episodes of canvases ``indices`` (``(B,)`` int64, checked) of the fixed set."""
         cfg = self.config
         keys = fixed_keys(
-            cfg.canvas, dataset=cfg.dataset, dataset_seed=cfg.dataset_seed, split=cfg.split, indices=indices
+            cfg.canvas,
+            dataset=cfg.dataset_name,
+            dataset_seed=cfg.dataset_seed,
+            split=cfg.split,
+            indices=indices,
         )
         # canvas i of a fixed set shows image i of the split (train_size is at most the split)
         return Episodes(indices, keys, indices)

@@ -15,7 +15,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from glimpse_env.actions import check_action, check_tensor_action
+from glimpse_env.actions import check_action, check_early_action, check_tensor_action, check_tensor_stops
 from glimpse_env.devices import available_devices, check_device
 from glimpse_env.env import ObsType, action_space, observation_space
 from glimpse_env.render import draw_glimpses
@@ -48,7 +48,7 @@ class TensorObs(NamedTuple):
     """A batch of observations as tensors on the environment's device."""
 
     glimpse: torch.Tensor
-    """``(N, k, g, g)`` float32 in ``[0, 1]``."""
+    """``(N, k * C, g, g)`` float32 in ``[0, 1]`` (``C = 1`` but for RGB images)."""
     location: torch.Tensor
     """``(N, 2)`` float32: where each glimpse was taken."""
 
@@ -58,7 +58,8 @@ class TensorStep(NamedTuple):
 
     obs: TensorObs
     reward: torch.Tensor
-    """``(N,)`` float32."""
+    """``(N,)`` float32 (with ``glimpse_cost`` or ``reward="every_step"``, the float32 nearest
+    to the float64 reward :meth:`GlimpseVectorEnv.step` returns)."""
     terminated: torch.Tensor
     """``(N,)`` bool."""
     truncated: torch.Tensor
@@ -96,16 +97,23 @@ class GlimpseVectorEnv(VectorEnv):
     ints and floats; a tensor that requires grad is read detached), labels integers, else
     ``TypeError``; a wrong shape, a location outside ``[-1, 1]`` or a class out of range
     raises ``ValueError`` naming the first offending sub-environment. A step that raises
-    changes nothing: the same step can be taken again.
+    changes nothing: the same step can be taken again. With ``early_answer=True`` the
+    action holds ``stop`` too, ``MultiDiscrete([2] * N)`` (``N`` values 0 or 1, integers or
+    bools), and every sub-environment stops on its own: a batch holds episodes of
+    different lengths, which every autoreset mode below handles as ``SyncVectorEnv`` does.
 
     ## Observation Space
 
-    ``batch_space`` of the single observation space: ``glimpse`` ``(N, k, g, g)`` float32
-    and ``location`` ``(N, 2)`` float32, as numpy arrays.
+    ``batch_space`` of the single observation space: ``glimpse`` ``(N, k * C, g, g)``
+    float32 (``C`` channels: 1, or 3 for RGB images) and ``location`` ``(N, 2)`` float32, as
+    numpy arrays.
 
     ## Rewards, Starting State, Episode End
 
-    As :class:`~glimpse_env.env.GlimpseEnv`, per sub-environment. ``reset(options=
+    As :class:`~glimpse_env.env.GlimpseEnv`, per sub-environment, early answers,
+    ``glimpse_cost`` and ``reward="every_step"`` included (:meth:`step`'s rewards are the
+    single environment's float64 values; :meth:`step_tensors` gives them as float32).
+    ``reset(options=
     {"indices": idx})`` with ``N`` integers shows canvas ``idx[j]`` of the fixed set in
     sub-environment ``j`` (the batched ``options={"index": i}``), e.g. to evaluate a whole
     test split in batches; sub-environment ``j`` then produces exactly the glimpses,
@@ -129,7 +137,8 @@ class GlimpseVectorEnv(VectorEnv):
     - ``SAME_STEP``: the terminating step resets at once and returns the first glimpse of
       the new episode; ``info["final_obs"]`` (object array of dicts) and
       ``info["final_info"]`` (with ``location``, ``step``, ``label``, ``prediction`` and
-      ``correct`` of the ended episodes, masked to them) hold the last observation and
+      ``correct`` of the ended episodes, and ``glimpses`` with early answers, masked to
+      them) hold the last observation and
       info of the old one, flagged by ``info["_final_obs"]`` and ``info["_final_info"]``.
     - ``DISABLED``: stepping while a sub-environment has terminated raises ``ResetNeeded``;
       reset it with ``options={"reset_mask": mask}``.
@@ -210,15 +219,16 @@ class GlimpseVectorEnv(VectorEnv):
         # every reset: padded canvases for a retina of one-pixel cells (a glimpse is a crop),
         # else their integral images; `_prepared` is None before the first reset
         h, w = config.canvas.shape
+        c = config.channels  # 1, or 3 for RGB images
         self._buffer: torch.Tensor
         self._reader: IntegralImage | PaddedImage
         if self.retina.pixel_cells:
             p = self.retina.pad
-            self._buffer = torch.zeros(n, 1, h + 2 * p, w + 2 * p, dtype=torch.uint8, device=dev)
+            self._buffer = torch.zeros(n, c, h + 2 * p, w + 2 * p, dtype=torch.uint8, device=dev)
             self._reader = PaddedImage(self._buffer, (h, w))
         else:
             table_dtype, table_scale = self.retina.table_type(torch.uint8, h, w)
-            self._buffer = torch.zeros(n, 1, h + 1, w + 1, dtype=table_dtype, device=dev)
+            self._buffer = torch.zeros(n, c, h + 1, w + 1, dtype=table_dtype, device=dev)
             self._reader = IntegralImage(self._buffer, table_scale)
         self._prepared: IntegralImage | PaddedImage | None = None
         self._labels = torch.zeros(n, dtype=torch.int64, device=dev)
@@ -228,6 +238,15 @@ class GlimpseVectorEnv(VectorEnv):
         self._n_ended = 0  # how many of `_ended` are True (read on every step)
         self._canvases: torch.Tensor | None = None  # kept for rendering only
         self._trail: torch.Tensor | None = None  # (N, T + 1, 2), for rendering only
+        # the rewards of the options (early answers, a glimpse cost, every-step rewards):
+        # TaskConfig.step_reward tabulated by (steps, right label, answered), flattened; float64
+        # for step() (the single environment's values), float32 on the device for step_tensors
+        self._reward_table64: np.ndarray | None = None
+        self._reward_table: torch.Tensor | None = None
+        if not config.classic:
+            table = reward_table(config).reshape(-1)
+            self._reward_table64 = table
+            self._reward_table = torch.from_numpy(table.astype(np.float32)).to(dev)
 
     # ------------------------------------------------------------------ episodes
     def _start(self, ids: np.ndarray, indices: np.ndarray | None) -> np.ndarray:
@@ -259,9 +278,9 @@ class GlimpseVectorEnv(VectorEnv):
         return episodes.canvas_indices
 
     def _record_canvases(self, ids: np.ndarray, canvases: torch.Tensor) -> None:
-        h, w = self.config.canvas.shape
+        shape = tuple(canvases.shape[1:])  # (H, W), or (C, H, W) for RGB images
         if self._canvases is None:
-            self._canvases = torch.zeros(self.num_envs, h, w, dtype=torch.uint8, device=self.device)
+            self._canvases = torch.zeros(self.num_envs, *shape, dtype=torch.uint8, device=self.device)
             self._trail = torch.zeros(self.num_envs, self.config.n_glimpses + 1, 2, device=self.device)
         rows = self._tensor(ids)
         self._canvases.index_copy_(0, rows, canvases)
@@ -350,24 +369,30 @@ class GlimpseVectorEnv(VectorEnv):
         return ids, indices
 
     # ------------------------------------------------------------------ step
-    def step_tensors(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
-        """:meth:`step` for tensors: ``location`` ``(N, 2)``, ``label`` ``(N,)``.
+    def step_tensors(
+        self, location: torch.Tensor, label: torch.Tensor, stop: torch.Tensor | None = None
+    ) -> TensorStep:
+        """:meth:`step` for tensors: ``location`` ``(N, 2)``, ``label`` ``(N,)`` and, with
+        early answers only, ``stop`` ``(N,)`` (bools or integers 0 and 1).
 
         The same checks as :meth:`step`, made on the device (one synchronisation each).
         Tensors on another device are copied to ``device``; a ``location`` that requires
         grad is read detached (it is data: no gradient flows through the environment).
+        ``stop`` is read to the host, where the episodes' bookkeeping lives (one copy).
         A step that raises changes nothing.
         """
         self._check_can_step()
         location, label = check_tensor_action(
             location, label, num_classes=self.task.num_classes, num_envs=self.num_envs, device=self.device
         )
-        return self._step(location, label)
+        stops = check_tensor_stops(stop, early_answer=self.config.early_answer, num_envs=self.num_envs)
+        return self._step(location, label, stops)[0]
 
     def step(
         self, actions: dict[str, Any]
     ) -> tuple[ObsType, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every sub-environment with ``actions = {"location": (N, 2), "label": (N,)}``.
+        """Step every sub-environment with ``actions = {"location": (N, 2), "label": (N,)}``
+        (and ``"stop": (N,)`` with early answers).
 
         Numpy arrays, nested lists or tensors (read detached, from any device). A step that
         raises changes nothing. With ``NEXT_STEP`` autoreset the action of a sub-environment
@@ -375,11 +400,19 @@ class GlimpseVectorEnv(VectorEnv):
         """
         self._check_can_step()
         # copies: the caller keeps its arrays, the environment keeps its state
-        location, label = check_action(actions, self.task.num_classes, self.num_envs)
-        result = self._step(self._tensor(location), self._tensor(label))
+        stop = None
+        if self.config.early_answer:
+            location, label, stop = check_early_action(actions, self.task.num_classes, self.num_envs)
+        else:
+            location, label = check_action(actions, self.task.num_classes, self.num_envs)
+        result, reward_index = self._step(self._tensor(location), self._tensor(label), stop)
+        if self._reward_table64 is None or reward_index is None:
+            reward = result.reward.cpu().numpy().astype(np.float64)
+        else:  # the single environment's float64 rewards
+            reward = self._reward_table64[reward_index.cpu().numpy()]
         return (
             self._to_numpy(result.obs),
-            result.reward.cpu().numpy().astype(np.float64),
+            reward,
             result.terminated.cpu().numpy(),
             result.truncated.cpu().numpy(),
             result.info,
@@ -411,55 +444,78 @@ class GlimpseVectorEnv(VectorEnv):
                 f"autoreset is disabled: reset them with reset(options={{'reset_mask': mask}})"
             )
 
-    def _step(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
-        """One step of checked actions (``location`` owned by the environment from here)."""
+    def _step(
+        self, location: torch.Tensor, label: torch.Tensor, stop: np.ndarray | None
+    ) -> tuple[TensorStep, torch.Tensor | None]:
+        """One step of checked actions (``location`` owned by the environment from here;
+        ``stop`` the host bools of early answers, else None): the step, and the indices of
+        the rewards in ``_reward_table64`` (None for the classic task)."""
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            return self._step_next_step(location, label)
-        if self.autoreset_mode == AutoresetMode.SAME_STEP:
-            return self._step_same_step(location, label)
-        return self._step_disabled(location, label)
+            obs, verdict, info = self._step_next_step(location, label, stop)
+        elif self.autoreset_mode == AutoresetMode.SAME_STEP:
+            obs, verdict, info = self._step_same_step(location, label, stop)
+        else:
+            obs, verdict, info = self._step_disabled(location, label, stop)
+        return self._result(obs, verdict, info), verdict.reward_index
 
-    def _step_next_step(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
+    def _step_next_step(
+        self, location: torch.Tensor, label: torch.Tensor, stop: np.ndarray | None
+    ) -> tuple[TensorObs, _Verdict, dict[str, Any]]:
         """``NEXT_STEP``: the sub-environments that terminated last step start new episodes
         (ignoring their action); the others take their glimpse."""
         restarting = self._ended
+        stepping = np.flatnonzero(~restarting) if self.config.early_answer else self._all_ids
         self._move(location)
         info: dict[str, Any] = {}
         if self._n_ended:
             self._restart(np.flatnonzero(restarting), info)  # step 0, first location
-        verdict = self._judge(label)
+        verdict = self._judge(label, stop)
         info.update(verdict.info)
         self._end(verdict)
         obs = self._observe()
         info.update(self._info_of_all(obs))
-        return self._result(obs, verdict, info)
+        self._put_glimpses(info, stepping)
+        return obs, verdict, info
 
-    def _step_disabled(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
+    def _step_disabled(
+        self, location: torch.Tensor, label: torch.Tensor, stop: np.ndarray | None
+    ) -> tuple[TensorObs, _Verdict, dict[str, Any]]:
         """``DISABLED``: every sub-environment takes its glimpse (none has terminated:
         :meth:`_check_can_step`); the terminated ones wait for ``reset(reset_mask)``."""
         self._move(location)
-        verdict = self._judge(label)
+        verdict = self._judge(label, stop)
         self._end(verdict)
         obs = self._observe()
         info = {**verdict.info, **self._info_of_all(obs)}
-        return self._result(obs, verdict, info)
+        self._put_glimpses(info, self._all_ids)
+        return obs, verdict, info
 
-    def _step_same_step(self, location: torch.Tensor, label: torch.Tensor) -> TensorStep:
+    def _step_same_step(
+        self, location: torch.Tensor, label: torch.Tensor, stop: np.ndarray | None
+    ) -> tuple[TensorObs, _Verdict, dict[str, Any]]:
         """``SAME_STEP``: every sub-environment takes its glimpse; the terminated ones start
         new episodes at once, their last observation and info in ``final_obs``/``final_info``."""
         self._move(location)
-        verdict = self._judge(label)
+        verdict = self._judge(label, stop)
         obs = self._observe()
         info: dict[str, Any] = {}
         if verdict.ended.size:
             ended = verdict.ended
             info["final_info"] = {**self._info_of(obs, ended), **verdict.info}
+            self._put_glimpses(info["final_info"], ended)
             info["_final_info"] = self._mask(ended)
             self._put(info, "final_obs", ended, self._final_observations(obs, ended))
             self._restart(ended, info)
             obs = self._observe()
         info.update(self._info_of_all(obs))
-        return self._result(obs, verdict, info)
+        self._put_glimpses(info, np.flatnonzero(~verdict.terminated))  # the episodes that go on
+        return obs, verdict, info
+
+    def _put_glimpses(self, info: dict[str, Any], ids: np.ndarray) -> None:
+        """With early answers, ``info["glimpses"]`` of sub-environments ``ids`` (those whose
+        own step info this is): the steps of their episodes, as the single environment reports."""
+        if self.config.early_answer and ids.size:
+            self._put(info, "glimpses", ids, self._steps[ids])
 
     def _move(self, location: torch.Tensor) -> None:
         """Every sub-environment takes its next glimpse at ``location``."""
@@ -471,8 +527,10 @@ class GlimpseVectorEnv(VectorEnv):
         self._ended = verdict.terminated.copy()  # the caller gets `terminated`; our state is ours
         self._n_ended = verdict.ended.size
 
-    def _judge(self, label: torch.Tensor) -> _Verdict:
+    def _judge(self, label: torch.Tensor, stop: np.ndarray | None = None) -> _Verdict:
         """Which sub-environments terminate at this step, and how their labels fare."""
+        if not self.config.classic:
+            return self._judge_options(label, stop)
         n, dev = self.num_envs, self.device
         if self._clock.oldest < self.config.n_glimpses:  # mid-episode: no comparison
             terminated = np.zeros(n, dtype=np.bool_)
@@ -484,6 +542,7 @@ class GlimpseVectorEnv(VectorEnv):
                 label=torch.full((n,), -1, dtype=torch.int64, device=dev),
                 correct=torch.zeros(n, dtype=torch.bool, device=dev),
                 info={},
+                reward_index=None,
             )
         if self._clock.in_lockstep:  # every episode began together: they all end now
             return self._judge_all(label)
@@ -503,6 +562,7 @@ class GlimpseVectorEnv(VectorEnv):
             label=torch.where(terminated_t, self._labels, -1),
             correct=correct,
             info=info,
+            reward_index=None,
         )
 
     def _judge_all(self, label: torch.Tensor) -> _Verdict:
@@ -524,6 +584,40 @@ class GlimpseVectorEnv(VectorEnv):
             label=self._labels.clone(),
             correct=correct,
             info=info,
+            reward_index=None,
+        )
+
+    def _judge_options(self, label: torch.Tensor, stop: np.ndarray | None) -> _Verdict:
+        """:meth:`_judge` with the options (early answers, a glimpse cost, every-step rewards):
+        a sub-environment terminates at step ``n_glimpses`` or where it stops, and every one
+        that took a step is rewarded by :meth:`TaskConfig.step_reward
+        <glimpse_env.task.TaskConfig.step_reward>` (tabulated). One restarted by ``NEXT_STEP``
+        took no step (0 steps): it neither terminates nor earns anything, whatever its action."""
+        assert self._reward_table is not None
+        steps = self._steps  # a new array
+        terminated = steps >= self.config.n_glimpses
+        if stop is not None:
+            terminated |= stop & (steps > 0)
+        ended = np.flatnonzero(terminated)
+        terminated_t = self._tensor(terminated)
+        right = label == self._labels
+        correct = terminated_t & right
+        # the reward of (steps, right, answered): row 0 (no step) is zero
+        index = (self._tensor(steps) * 2 + right.to(torch.int64)) * 2 + terminated_t.to(torch.int64)
+        info: dict[str, Any] = {}
+        if ended.size:
+            self._put(info, "label", ended, self._labels.cpu().numpy()[ended])
+            self._put(info, "prediction", ended, label.cpu().numpy()[ended])
+            self._put(info, "correct", ended, correct.cpu().numpy()[ended])
+        return _Verdict(
+            terminated=terminated,
+            terminated_t=terminated_t,
+            ended=ended,
+            reward=self._reward_table[index],
+            label=torch.where(terminated_t, self._labels, -1),
+            correct=correct,
+            info=info,
+            reward_index=index,
         )
 
     def _result(self, obs: TensorObs, verdict: _Verdict, info: dict[str, Any]) -> TensorStep:
@@ -690,3 +784,18 @@ class _Verdict(NamedTuple):
     correct: torch.Tensor
     info: dict[str, Any]
     """``label``, ``prediction``, ``correct`` of the terminated sub-environments (with masks)."""
+    reward_index: torch.Tensor | None
+    """``(N,)`` int64: the rewards' indices in the flattened :func:`reward_table`; None for
+    the classic task (whose rewards are exactly 0 and 1)."""
+
+
+def reward_table(config: TaskConfig) -> np.ndarray:
+    """``(T + 1, 2, 2)`` float64: the reward of a step by ``[steps, right label, answered]``,
+    :meth:`TaskConfig.step_reward <glimpse_env.task.TaskConfig.step_reward>` for steps 1 to
+    ``T = n_glimpses``; row 0 (a sub-environment that took no step) is zero."""
+    table = np.zeros((config.n_glimpses + 1, 2, 2), dtype=np.float64)
+    for step in range(1, config.n_glimpses + 1):
+        for right in (0, 1):
+            for answered in (0, 1):
+                table[step, right, answered] = config.step_reward(step, bool(right), bool(answered))
+    return table

@@ -12,6 +12,13 @@ glimpse task with one action SB3 can sample, in one of two forms:
   give PPO-family agents exact log-probabilities (no clipping of a Gaussian, see below),
   at the price of a coarser choice of locations.
 
+With early answers (an environment made with ``early_answer=True``, whose action has
+``stop``) each form carries the stop decision as well, read from the environment's action
+space: the flat action gains a last coordinate, ``[x, y, score_0, ..., score_{C-1},
+stop]``, that stops where it is above 0 (``Box(-1, 1, (3 + C,))``: a policy centred on 0
+stops half the time), and the multidiscrete action a last entry, ``[column, row, class,
+stop]`` with ``stop`` 0 or 1 (``MultiDiscrete([G, G, C, 2])``).
+
 Two ways to use them:
 
 * :class:`FlatActionWrapper` and :class:`MultiDiscreteActionWrapper`: one environment,
@@ -102,7 +109,7 @@ Settings SB3 users need
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import gymnasium as gym
 import numpy as np
@@ -142,15 +149,23 @@ MAX_GRID = 4096
 LOCATION_SIZE = 2
 #: the components of a multidiscrete action, in order
 MULTIDISCRETE_FIELDS = ("column", "row", "class")
+#: the components of a multidiscrete action with early answers, in order
+EARLY_MULTIDISCRETE_FIELDS = (*MULTIDISCRETE_FIELDS, "stop")
 
 #: the odd constant that weights each coordinate's bits in the action hash (the golden ratio in 64 bits)
 _HASH_START = np.uint64(0x9E3779B97F4A7C15)
 
 
+#: a decoder of the adapters' actions: a batch of them to the environment's action dict
+Decoder = Callable[[Any], dict[str, np.ndarray]]
+
+
 # ---------------------------------------------------------------------- flat actions
-def flat_action_space(num_classes: int) -> spaces.Box:
-    """``Box(-1, 1, (2 + num_classes,), float32)``: location, then one score per class."""
-    return spaces.Box(-1.0, 1.0, shape=(LOCATION_SIZE + num_classes,), dtype=np.float32)
+def flat_action_space(num_classes: int, *, early_answer: bool = False) -> spaces.Box:
+    """``Box(-1, 1, (2 + num_classes,), float32)``: location, then one score per class; with
+    ``early_answer``, ``(3 + num_classes,)``: then the stop coordinate (stops above 0)."""
+    width = LOCATION_SIZE + num_classes + int(early_answer)
+    return spaces.Box(-1.0, 1.0, shape=(width,), dtype=np.float32)
 
 
 def _action_hash(rows: np.ndarray) -> np.ndarray:
@@ -163,10 +178,11 @@ def _action_hash(rows: np.ndarray) -> np.ndarray:
     return splitmix64((bits * weights).sum(axis=1, dtype=np.uint64))
 
 
-def _flat_labels(rows: np.ndarray) -> np.ndarray:
-    """The labels of flat actions ``(n, 2 + C)`` float32: the maximal score's class, ties
-    broken by :func:`_action_hash` (see the module docstring)."""
-    scores = np.ascontiguousarray(rows[:, LOCATION_SIZE:])  # (contiguous rows reduce faster)
+def _flat_labels(rows: np.ndarray, num_classes: int) -> np.ndarray:
+    """The labels of flat actions ``(n, 2 + C)`` (or ``(n, 3 + C)``, the stop last) float32:
+    the maximal score's class, ties broken by :func:`_action_hash` of the whole action (see
+    the module docstring)."""
+    scores = np.ascontiguousarray(rows[:, LOCATION_SIZE : LOCATION_SIZE + num_classes])  # contiguous: faster
     labels = scores.argmax(axis=1).astype(np.int64)  # the maximum, when it is unique
     tied = scores == np.take_along_axis(scores, labels[:, None], axis=1)
     counts = tied.sum(axis=1)
@@ -179,28 +195,45 @@ def _flat_labels(rows: np.ndarray) -> np.ndarray:
     return labels
 
 
-def split_flat_actions(actions: Any, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Flat actions ``(..., 2 + C)`` to locations ``(..., 2)`` float32 and labels ``(...)`` int64.
+@overload
+def split_flat_actions(
+    actions: Any, num_classes: int, *, early_answer: Literal[False] = False
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def split_flat_actions(
+    actions: Any, num_classes: int, *, early_answer: Literal[True]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def split_flat_actions(
+    actions: Any, num_classes: int, *, early_answer: bool = False
+) -> tuple[np.ndarray, ...]:
+    """Flat actions ``(..., 2 + C)`` to locations ``(..., 2)`` float32 and labels ``(...)`` int64;
+    with ``early_answer``, actions ``(..., 3 + C)`` to locations, labels and stops ``(...)``
+    bool (the last coordinate above 0).
 
     The label is the class of the maximal score; tied maxima (frequent once SB3 clips a
     Gaussian to 1.0) are resolved by a hash of the action, deterministic and fair to
     every class (module docstring). Raises ``TypeError`` for anything but real numbers
     (bools, strings, complex numbers), ``ValueError`` for a wrong last dimension or
-    non-finite scores; the location is checked by the environment itself.
+    non-finite scores (or a non-finite stop); the location is checked by the environment
+    itself.
     """
     values = check_numbers(
         actions, "a flat action", kinds="iuf", expected="real numbers (ints or floats) of a Box action"
     )
     array = values if values.dtype == np.float32 else values.astype(np.float32)
-    width = LOCATION_SIZE + num_classes
+    width = LOCATION_SIZE + num_classes + int(early_answer)
     if array.ndim == 0 or array.shape[-1] != width:
+        then = " and the stop coordinate" if early_answer else ""
         raise ValueError(
-            f"a flat action is [x, y] followed by {num_classes} class scores, so its last dimension "
-            f"must be {width}; got shape {array.shape}"
+            f"a flat action is [x, y] followed by {num_classes} class scores{then}, so its last "
+            f"dimension must be {width}; got shape {array.shape}"
         )
     if not np.isfinite(array[..., LOCATION_SIZE:]).all():
-        raise ValueError("class scores of the flat action contain NaN or infinity")
-    labels = _flat_labels(array.reshape(-1, width)).reshape(array.shape[:-1])
+        what = "class scores or the stop" if early_answer else "class scores"
+        raise ValueError(f"{what} of the flat action contain NaN or infinity")
+    labels = _flat_labels(array.reshape(-1, width), num_classes).reshape(array.shape[:-1])
+    if early_answer:
+        return array[..., :LOCATION_SIZE], labels, array[..., -1] > 0.0
     return array[..., :LOCATION_SIZE], labels
 
 
@@ -222,104 +255,147 @@ def grid_locations(grid: int) -> np.ndarray:
     return np.linspace(-1.0, 1.0, check_grid(grid), dtype=np.float32)
 
 
-def _grid_splitter(num_classes: int, grid: object) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
+def _grid_splitter(
+    num_classes: int, grid: object, early_answer: bool = False
+) -> Callable[[Any], tuple[np.ndarray, ...]]:
     """The function that splits multidiscrete actions on a ``grid`` (checked here), its cell
     centres computed once."""
     cells = check_grid(grid)
     centres = grid_locations(cells)
-    return lambda actions: _split_multidiscrete(actions, num_classes, cells, centres)
+    return lambda actions: _split_multidiscrete(actions, num_classes, cells, centres, early_answer)
 
 
-def multidiscrete_action_space(num_classes: int, *, grid: int = DEFAULT_GRID) -> spaces.MultiDiscrete:
-    """``MultiDiscrete([grid, grid, num_classes])``: column and row of the location cell, class."""
+def multidiscrete_action_space(
+    num_classes: int, *, grid: int = DEFAULT_GRID, early_answer: bool = False
+) -> spaces.MultiDiscrete:
+    """``MultiDiscrete([grid, grid, num_classes])``: column and row of the location cell, class;
+    with ``early_answer``, ``MultiDiscrete([grid, grid, num_classes, 2])``: then the stop."""
     grid = check_grid(grid)
-    return spaces.MultiDiscrete(np.array([grid, grid, num_classes], dtype=np.int64))
+    sizes = [grid, grid, num_classes, 2] if early_answer else [grid, grid, num_classes]
+    return spaces.MultiDiscrete(np.array(sizes, dtype=np.int64))
 
 
+@overload
 def split_multidiscrete_actions(
-    actions: Any, num_classes: int, *, grid: int
-) -> tuple[np.ndarray, np.ndarray]:
+    actions: Any, num_classes: int, *, grid: int, early_answer: Literal[False] = False
+) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def split_multidiscrete_actions(
+    actions: Any, num_classes: int, *, grid: int, early_answer: Literal[True]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+def split_multidiscrete_actions(
+    actions: Any, num_classes: int, *, grid: int, early_answer: bool = False
+) -> tuple[np.ndarray, ...]:
     """Multidiscrete actions ``(..., 3)`` = ``[column, row, class]`` to locations ``(..., 2)``
-    float32 (the cell centres of :func:`grid_locations`) and labels ``(...)`` int64.
+    float32 (the cell centres of :func:`grid_locations`) and labels ``(...)`` int64; with
+    ``early_answer``, actions ``(..., 4)`` = ``[column, row, class, stop]`` to locations,
+    labels and stops ``(...)`` bool.
 
     Raises ``TypeError`` for anything but integers (bools, floats, strings) and
     ``ValueError`` for a wrong last dimension or an index outside its range (or a ``grid``
     outside 2..4096, :func:`check_grid`).
     """
-    return _grid_splitter(num_classes, grid)(actions)
+    return _grid_splitter(num_classes, grid, early_answer)(actions)
 
 
 def _split_multidiscrete(
-    actions: Any, num_classes: int, grid: int, centres: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+    actions: Any, num_classes: int, grid: int, centres: np.ndarray, early_answer: bool = False
+) -> tuple[np.ndarray, ...]:
     """:func:`split_multidiscrete_actions` on a checked ``grid`` whose cell centres are ``centres``."""
-    expected = f"[column, row, class] with column and row in 0..{grid - 1} and class in 0..{num_classes - 1}"
-    array = check_numbers(
-        actions, "a multidiscrete action", kinds="iu", expected=f"three integers {expected}"
+    fields = EARLY_MULTIDISCRETE_FIELDS if early_answer else MULTIDISCRETE_FIELDS
+    expected = (
+        f"[{', '.join(fields)}] with column and row in 0..{grid - 1} and class in 0..{num_classes - 1}"
+        + (" and stop 0 or 1" if early_answer else "")
     )
-    if array.ndim == 0 or array.shape[-1] != len(MULTIDISCRETE_FIELDS):
-        raise ValueError(f"a multidiscrete action is three integers {expected}; got shape {array.shape}")
-    bounds = np.array([grid, grid, num_classes])
+    count = "four" if early_answer else "three"
+    array = check_numbers(
+        actions, "a multidiscrete action", kinds="iu", expected=f"{count} integers {expected}"
+    )
+    if array.ndim == 0 or array.shape[-1] != len(fields):
+        raise ValueError(f"a multidiscrete action is {count} integers {expected}; got shape {array.shape}")
+    bounds = np.array([grid, grid, num_classes, 2][: len(fields)])
     outside = (array < 0) | (array >= bounds)
     if outside.any():
         where = np.argwhere(outside)[0]
-        name = MULTIDISCRETE_FIELDS[where[-1]]
+        name = fields[where[-1]]
         raise ValueError(
             f"multidiscrete action {array[tuple(where[:-1])].tolist()}: its {name} "
             f"{int(array[tuple(where)])} is outside 0..{int(bounds[where[-1]]) - 1}; an action is {expected}"
         )
-    return centres[array[..., :LOCATION_SIZE]], array[..., LOCATION_SIZE].astype(np.int64)
+    location, label = centres[array[..., :LOCATION_SIZE]], array[..., LOCATION_SIZE].astype(np.int64)
+    if early_answer:
+        return location, label, array[..., -1] == 1
+    return location, label
 
 
 # ---------------------------------------------------------------------- one decoder for both
+def _as_dict(parts: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+    """``(locations, labels[, stops])`` as the environment's action dict."""
+    return dict(zip(("location", "label", "stop"), parts, strict=False))
+
+
 def _decoder(
-    action: object, num_classes: int, grid: object
-) -> tuple[spaces.Box | spaces.MultiDiscrete, Callable[[Any], tuple[np.ndarray, np.ndarray]]]:
-    """The action space of the adapter ``action`` and the function that splits its actions
-    into ``(locations, labels)``; ``grid`` (None for the default) applies to ``"multidiscrete"``."""
+    action: object, num_classes: int, grid: object, early_answer: bool = False
+) -> tuple[spaces.Box | spaces.MultiDiscrete, Decoder]:
+    """The action space of the adapter ``action`` and the function that turns its actions
+    into the environment's action dict (``location``, ``label`` and, with ``early_answer``,
+    ``stop``); ``grid`` (None for the default) applies to ``"multidiscrete"``."""
     if action == "flat":
         if grid is not None:
             raise ValueError(
                 f"grid={grid!r} only applies to action='multidiscrete'; the flat action chooses any "
                 f"location in [-1, 1]: drop grid or pass action='multidiscrete'"
             )
-        return flat_action_space(num_classes), lambda actions: split_flat_actions(actions, num_classes)
+        space = flat_action_space(num_classes, early_answer=early_answer)
+        return space, lambda actions: _as_dict(
+            split_flat_actions(actions, num_classes, early_answer=early_answer)  # type: ignore[call-overload]
+        )
     if action == "multidiscrete":
         cells = check_grid(DEFAULT_GRID if grid is None else grid)
-        return multidiscrete_action_space(num_classes, grid=cells), _grid_splitter(num_classes, cells)
+        split = _grid_splitter(num_classes, cells, early_answer)
+        space_md = multidiscrete_action_space(num_classes, grid=cells, early_answer=early_answer)
+        return space_md, lambda actions: _as_dict(split(actions))
     raise ValueError(f"action must be one of {ACTION_KINDS}, got {action!r}")
 
 
-def _num_classes(env: gym.Env[Any, Any], wrapper: str) -> int:
-    """The number of classes of a glimpse environment's ``Dict`` action, or a clear ``TypeError``."""
+def _action_form(env: gym.Env[Any, Any], wrapper: str) -> tuple[int, bool]:
+    """The number of classes of a glimpse environment's ``Dict`` action and whether it has
+    early answers (a ``stop``), or a clear ``TypeError``."""
     space = env.action_space
     if not (isinstance(space, spaces.Dict) and isinstance(space.spaces.get("label"), spaces.Discrete)):
         raise TypeError(
             f"{wrapper} wraps a glimpse environment, whose action space is Dict(location=Box, "
-            f"label=Discrete); got {space}"
+            f"label=Discrete[, stop=Discrete(2)]); got {space}"
         )
-    return int(space["label"].n)  # type: ignore[attr-defined]
+    return int(space["label"].n), "stop" in space.spaces  # type: ignore[attr-defined]
+
+
+def _one_action(action: dict[str, np.ndarray], given: Any, width: int, form: str) -> dict[str, Any]:
+    """One decoded action as the single environment takes it, or a ``ValueError`` for a batch."""
+    if action["location"].shape != (LOCATION_SIZE,):
+        raise ValueError(f"expected one {form} action of shape ({width},), got {np.shape(given)}")
+    one: dict[str, Any] = {"location": action["location"], "label": int(action["label"])}
+    if "stop" in action:
+        one["stop"] = int(action["stop"])
+    return one
 
 
 # ---------------------------------------------------------------------- single environments
 class FlatActionWrapper(gym.ActionWrapper[Any, np.ndarray, dict[str, Any]], gym.utils.RecordConstructorArgs):
     """One environment with the flat ``Box`` action of :func:`flat_action_space`; the label
-    is decoded by :func:`split_flat_actions` (unbiased under clipping)."""
+    is decoded by :func:`split_flat_actions` (unbiased under clipping). An environment with
+    early answers gets the stop coordinate last (``stop`` is 1 where it is above 0)."""
 
     def __init__(self, env: gym.Env[Any, Any]) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.ActionWrapper.__init__(self, env)
-        self.num_classes = _num_classes(env, "FlatActionWrapper")
-        self.action_space = flat_action_space(self.num_classes)
+        self.num_classes, self.early_answer = _action_form(env, "FlatActionWrapper")
+        self.action_space = flat_action_space(self.num_classes, early_answer=self.early_answer)
+        self._decode = _decoder("flat", self.num_classes, None, self.early_answer)[1]
+        self._width = LOCATION_SIZE + self.num_classes + int(self.early_answer)
 
     def action(self, action: np.ndarray) -> dict[str, Any]:
-        location, label = split_flat_actions(action, self.num_classes)
-        if location.shape != (LOCATION_SIZE,):
-            raise ValueError(
-                f"expected one flat action of shape ({LOCATION_SIZE + self.num_classes},), "
-                f"got {np.shape(action)}"
-            )
-        return {"location": location, "label": int(label)}
+        return _one_action(self._decode(action), action, self._width, "flat")
 
 
 class MultiDiscreteActionWrapper(
@@ -327,6 +403,9 @@ class MultiDiscreteActionWrapper(
 ):
     """One environment with the action ``MultiDiscrete([grid, grid, C])`` =
     ``[column, row, class]`` of :func:`multidiscrete_action_space`.
+
+    An environment with early answers gets ``MultiDiscrete([grid, grid, C, 2])`` =
+    ``[column, row, class, stop]``.
 
     Args:
         env: a glimpse environment (``gym.make("GlimpseMNIST-...")``).
@@ -337,19 +416,16 @@ class MultiDiscreteActionWrapper(
     def __init__(self, env: gym.Env[Any, Any], grid: int = DEFAULT_GRID) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, grid=grid)
         gym.ActionWrapper.__init__(self, env)
-        self.num_classes = _num_classes(env, "MultiDiscreteActionWrapper")
+        self.num_classes, self.early_answer = _action_form(env, "MultiDiscreteActionWrapper")
         self.grid = check_grid(grid)
-        self.action_space = multidiscrete_action_space(self.num_classes, grid=self.grid)
-        self._split = _grid_splitter(self.num_classes, self.grid)  # the cell centres, computed once
+        # the cell centres, computed once
+        self.action_space, self._decode = _decoder(
+            "multidiscrete", self.num_classes, self.grid, self.early_answer
+        )
+        self._width = len(EARLY_MULTIDISCRETE_FIELDS if self.early_answer else MULTIDISCRETE_FIELDS)
 
     def action(self, action: np.ndarray) -> dict[str, Any]:
-        location, label = self._split(action)
-        if location.shape != (LOCATION_SIZE,):
-            raise ValueError(
-                f"expected one multidiscrete action of shape ({len(MULTIDISCRETE_FIELDS)},), "
-                f"got {np.shape(action)}"
-            )
-        return {"location": location, "label": int(label)}
+        return _one_action(self._decode(action), action, self._width, "multidiscrete")
 
 
 # ---------------------------------------------------------------------- the SB3 VecEnv, on demand

@@ -98,6 +98,80 @@ def check_against_naive_reference(data, batch, height, width, g, k, s, channels,
         np.testing.assert_array_equal(cropped.numpy(), got.numpy())
 
 
+def exact_naive_glimpse(image: np.ndarray, x: float, y: float, g: int, k: int, s: int) -> np.ndarray:
+    """One uint8 image ``(C, H, W)`` -> ``(k * C, g, g)`` float32, scale-major, with the bits the
+    retina promises: each cell's exact integer pixel sum (outside the canvas: 0), times the
+    float32 of ``1 / (255 * s**(2i))``, rounded once to float32. Every channel alone, crop by crop."""
+    c, h, w = image.shape
+    px = w / 2 + x * (w / 2)  # float64, as the module docstring writes it
+    py = h / 2 + y * (h / 2)
+    out = np.zeros((k, c, g, g), dtype=np.float32)
+    for i in range(k):
+        cell = s**i
+        side = g * cell
+        c0 = math.floor(px + (0.5 - side / 2))
+        r0 = math.floor(py + (0.5 - side / 2))
+        scale = np.float32((1.0 / 255.0) / (cell * cell))
+        for channel in range(c):
+            plane = image[channel].astype(np.int64)
+            for row in range(g):
+                for col in range(g):
+                    top, left = r0 + row * cell, c0 + col * cell
+                    rows = slice(max(top, 0), max(min(top + cell, h), 0))
+                    cols = slice(max(left, 0), max(min(left + cell, w), 0))
+                    total = int(plane[rows, cols].sum())
+                    out[i, channel, row, col] = np.float32(total) * scale
+    return out.reshape(k * c, g, g)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    data=st.data(),
+    batch=st.integers(1, 3),
+    height=st.integers(1, 20),
+    width=st.integers(1, 20),
+    g=st.integers(1, 5),
+    k=st.integers(1, 3),
+    s=st.integers(1, 3),
+    block_elements=st.sampled_from([None, 1, 40]),
+)
+def test_rgb_glimpses_are_bit_identical_to_a_naive_reference_on_every_path(
+    data, batch, height, width, g, k, s, block_elements
+):
+    """RGB (C = 3) uint8 images: every scale averages each channel, ``(B, 3k, g, g)`` scale-major,
+    bit for bit the naive reference's on every path: the integral image in torch and numpy, the
+    crops of padded images (one-pixel cells), float32 and float64 locations, CPU blocks of rows."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    pixels = rng.integers(0, 256, size=(batch, 3, height, width), dtype=np.uint8)
+    images = torch.from_numpy(pixels)
+    wide = st.one_of(coordinate, st.floats(-1.5, 1.5, allow_nan=False))  # float64, not float32's
+    locs32 = np.array(
+        [[data.draw(coordinate), data.draw(coordinate)] for _ in range(batch)], dtype=np.float32
+    )
+    locs64 = np.array([[data.draw(wide), data.draw(wide)] for _ in range(batch)], dtype=np.float64)
+    retina = Retina(g, k, s)
+    for locs in (locs32, locs64):
+        expected = np.stack(
+            [exact_naive_glimpse(pixels[b], float(x), float(y), g, k, s) for b, (x, y) in enumerate(locs)]
+        )
+        located = torch.from_numpy(locs)
+        with serial_elements(block_elements):
+            paths = {
+                "torch integral": retina.from_integral(retina.integral(images), located).numpy(),
+                "numpy integral": retina.from_integral(retina.integral(images).numpy(), locs),
+                "prepare/glimpse": retina.glimpse(retina.prepare(images), located).numpy(),
+            }
+            if retina.pixel_cells:
+                paths["padded crops"] = retina.from_padded(retina.padded(images), located).numpy()
+        for path, got in paths.items():
+            assert got.shape == (batch, 3 * k, g, g) and got.dtype == np.float32, path
+            np.testing.assert_array_equal(got, expected, err_msg=f"{path}, {locs.dtype} locations")
+        # each channel is the grayscale glimpse of that channel alone
+        for channel in range(3):
+            alone = retina.from_integral(retina.integral(images[:, channel]), located).numpy()
+            np.testing.assert_array_equal(paths["torch integral"][:, channel::3], alone)
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     data=st.data(),

@@ -4,7 +4,9 @@ Both see the same canvases: the fixed test split, reset with the same indices, a
 every autoreset the sync env's sub-environment is shown the canvas the native env drew
 (read from its ``info["index"]``). Then observations, rewards, termination flags and
 every ``info`` key, ``_key`` mask and value must be identical, in all three autoreset
-modes, including partial resets with ``reset_mask``.
+modes, including partial resets with ``reset_mask``; with the options too (early answers
+with random stop decisions, so that one batch holds episodes of different lengths, a
+glimpse cost and every-step rewards), in the numpy and the tensor API.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 from glimpse_env import GlimpseVectorEnv
@@ -22,6 +25,15 @@ ENV_ID = "GlimpseMNIST-Cluttered-v0"
 N = 5
 T = 3  # short episodes: many terminations
 KWARGS = {"split": "test", "n_glimpses": T}
+#: the options, each against SyncVectorEnv: early answers (alone, with a cost, with every-step
+#: rewards) and the fixed-length episodes with a cost and every-step rewards
+OPTIONS = [
+    {"early_answer": True},
+    {"early_answer": True, "glimpse_cost": 0.03},
+    {"early_answer": True, "glimpse_cost": 0.1, "reward": "every_step"},
+    {"reward": "every_step", "glimpse_cost": 0.01},
+]
+MODES = [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP, AutoresetMode.DISABLED]
 
 
 class ShownCanvas(gym.Wrapper):
@@ -40,14 +52,15 @@ class ShownCanvas(gym.Wrapper):
         return self.env.reset(seed=seed, options={"index": index})
 
 
-def make_pair(mode: AutoresetMode) -> tuple[GlimpseVectorEnv, SyncVectorEnv, list[list[int]]]:
+def make_pair(mode: AutoresetMode, **options: Any) -> tuple[GlimpseVectorEnv, SyncVectorEnv, list[list[int]]]:
+    kwargs = {**KWARGS, **options}
     native = gym.make_vec(
-        ENV_ID, num_envs=N, vectorization_mode="vector_entry_point", autoreset_mode=mode, **KWARGS
+        ENV_ID, num_envs=N, vectorization_mode="vector_entry_point", autoreset_mode=mode, **kwargs
     )
     assert isinstance(native, GlimpseVectorEnv)
     queues: list[list[int]] = [[] for _ in range(N)]
     sync = SyncVectorEnv(
-        [lambda j=j: ShownCanvas(gym.make(ENV_ID, **KWARGS), j, queues[j]) for j in range(N)],
+        [lambda j=j: ShownCanvas(gym.make(ENV_ID, **kwargs), j, queues[j]) for j in range(N)],
         autoreset_mode=mode,
     )
     return native, sync, queues
@@ -105,16 +118,20 @@ def step_both(native, sync, queues, action, t):
     return got
 
 
-def actions(seed: int, steps: int) -> list[dict[str, np.ndarray]]:
+def actions(seed: int, steps: int, *, stop: float = 0.0) -> list[dict[str, np.ndarray]]:
+    """Random actions; with ``stop > 0`` each sub-environment stops with that probability."""
     rng = np.random.default_rng(seed)
-    return [
-        {
+    batch = []
+    for _ in range(steps):
+        action = {
             "location": rng.uniform(-1, 1, (N, 2)).astype(np.float32),
             # often right: sub-environment j guesses a label that some canvases carry
             "label": rng.integers(0, 10, N),
         }
-        for _ in range(steps)
-    ]
+        if stop:
+            action["stop"] = (rng.random(N) < stop).astype(np.int64)
+        batch.append(action)
+    return batch
 
 
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
@@ -165,3 +182,88 @@ def test_info_under_a_false_mask_is_zero_as_in_sync_vector_env():
     np.testing.assert_array_equal(info["location"][~mask], 0.0)
     np.testing.assert_array_equal(info["step"], [0, 0, 0, 0, 0])
     np.testing.assert_array_equal(info["index"], [0, 0, 2, 0, 0])
+
+
+# --------------------------------------------------------------------------- the options
+def option_ids(options: dict[str, Any]) -> str:
+    return "-".join(f"{key}={value}" for key, value in options.items())
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda mode: mode.name)
+@pytest.mark.parametrize("options", OPTIONS, ids=option_ids)
+def test_options_match_sync_vector_env_step_by_step(mode, options):
+    """Random stops end episodes at different steps in one batch; every observation, reward
+    (float64, bit for bit), flag and info equals SyncVectorEnv's, with partial resets."""
+    early = bool(options.get("early_answer"))
+    native, sync, queues = make_pair(mode, **options)
+    rng = np.random.default_rng(5)
+    reset_both(native, sync, queues, indices=np.array([7, 0, 42, 9999, 3]))
+    lengths, rewards = set(), set()
+    steps = np.zeros(N, dtype=np.int64)  # the steps of each episode, as the test counts them
+    for t, action in enumerate(actions(3, 8 * (T + 1), stop=0.4 if early else 0.0)):
+        if t == 2:  # stagger the episodes by hand as well
+            mask = np.array([False, True, False, True, True]) & (steps >= 0)  # not one NEXT_STEP restarts
+            if mask.any():
+                reset_both(native, sync, queues, mask=mask, indices=rng.integers(0, 10_000, N))
+                steps[mask] = 0
+        _, reward, terminated, _, info = step_both(native, sync, queues, action, t)
+        steps += 1  # a NEXT_STEP restart (-1) is at step 0
+        rewards.update(reward.tolist())
+        lengths.update(steps[terminated].tolist())
+        if early:  # glimpses: the steps of the episodes whose step this was (not a restart)
+            own = ~terminated if mode == AutoresetMode.SAME_STEP else steps > 0
+            np.testing.assert_array_equal(info.get("_glimpses", np.zeros(N, bool)), own)
+            if own.any():
+                np.testing.assert_array_equal(info["glimpses"][own], steps[own])
+            if mode == AutoresetMode.SAME_STEP and terminated.any():
+                np.testing.assert_array_equal(info["final_info"]["glimpses"][terminated], steps[terminated])
+        if mode == AutoresetMode.DISABLED and terminated.any():
+            reset_both(native, sync, queues, mask=terminated, indices=rng.integers(0, 10_000, N))
+        steps[terminated] = -1 if mode == AutoresetMode.NEXT_STEP else 0
+    if early:
+        assert len(lengths) >= 3 and min(lengths) < T and max(lengths) == T, lengths
+    else:
+        assert lengths == {T}
+    cost = options.get("glimpse_cost", 0.0)
+    assert -cost in rewards, rewards  # a step with a wrong label (or none judged) costs c
+    if options.get("reward") == "every_step":  # a right label earns 1/T, an early one more
+        assert 1 / T - cost in rewards, rewards
+        assert any(r > 1 / T - cost for r in rewards) == early, rewards
+    else:
+        assert 1.0 - cost in rewards, rewards  # some answers were right
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda mode: mode.name)
+def test_the_tensor_api_plays_the_numpy_apis_episodes_with_early_answers(mode):
+    """step_tensors with stops: the same observations, flags, labels and info as step(), its
+    float32 rewards the float32 of step()'s float64 ones."""
+    kwargs = {**KWARGS, "early_answer": True, "glimpse_cost": 0.1, "reward": "every_step"}
+    envs = GlimpseVectorEnv(N, autoreset_mode=mode, **kwargs)
+    twin = GlimpseVectorEnv(N, autoreset_mode=mode, **kwargs)
+    indices = np.array([7, 0, 42, 9999, 3])
+    obs, _ = envs.reset(seed=1, options={"indices": indices})
+    tensor_obs, _ = twin.reset_tensors(seed=1, options={"indices": indices})
+    np.testing.assert_array_equal(obs["glimpse"], tensor_obs.glimpse.numpy())
+    ended = 0
+    for action in actions(4, 6 * T, stop=0.4):
+        got = twin.step_tensors(
+            torch.from_numpy(action["location"]),
+            torch.from_numpy(action["label"]),
+            torch.from_numpy(action["stop"]).to(torch.bool),
+        )
+        obs, reward, terminated, _, info = envs.step(action)
+        np.testing.assert_array_equal(got.obs.glimpse.numpy(), obs["glimpse"])
+        np.testing.assert_array_equal(got.terminated.numpy(), terminated)
+        assert got.reward.dtype == torch.float32
+        np.testing.assert_array_equal(got.reward.numpy(), reward.astype(np.float32))
+        assert_same(got.info, info, "info")
+        last = info["final_info"] if mode == AutoresetMode.SAME_STEP and terminated.any() else info
+        want_label = np.where(terminated, last["label"], -1) if terminated.any() else np.full(N, -1)
+        np.testing.assert_array_equal(got.label.numpy(), want_label)
+        want_correct = last["correct"] & terminated if terminated.any() else np.zeros(N, bool)
+        np.testing.assert_array_equal(got.correct.numpy(), want_correct)
+        ended += int(terminated.sum())
+        if mode == AutoresetMode.DISABLED and terminated.any():
+            envs.reset(options={"reset_mask": terminated})
+            twin.reset_tensors(options={"reset_mask": terminated})
+    assert ended >= N
