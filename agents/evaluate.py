@@ -34,6 +34,7 @@ from agents.ram import ModelConfig, RecurrentAttentionModel, RecurrentState, sam
 from agents.shipped import pretrained
 from glimpse_engine.checkpoints import load_checkpoint, rebuild_model
 from glimpse_engine.cli import parse_args
+from glimpse_engine.datasets import dataset_kwargs
 from glimpse_engine.distributed import SINGLE, Cluster, gather_objects
 from glimpse_engine.errors import CheckpointError
 from glimpse_engine.runs import write_json
@@ -326,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> EvalResult:
         check_output_file(args.json, "--json")
     device = prepare_machine(args)
     row: dict[str, Any] = {}
+    images: dict[str, Any] = {}
     if args.pretrained is not None:
         shipped = pretrained(args.pretrained, device=device)
         model, env_id, std, row = shipped.model, shipped.env_id, shipped.std, shipped.card["evaluation"]
@@ -335,6 +337,7 @@ def main(argv: Sequence[str] | None = None) -> EvalResult:
         model, config = load_model(args.checkpoint, device=device)
         env_id, std = config["env"], config["std"]
         row = {"seed": default_seed(config)}
+        images = dataset_kwargs(config.get("dataset"))  # a run on your own images: the same images
     args = replace(
         args,
         seed=row.get("seed", 0) if args.seed is None else args.seed,
@@ -352,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> EvalResult:
         batch_size=args.batch_size,
         episodes=args.episodes,
         generator=generator,
+        env_kwargs=images,
     )
     print(format_table(result))
     if args.pretrained is not None:

@@ -27,6 +27,7 @@ out and combined; see :mod:`glimpse_engine.distributed`.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -39,6 +40,7 @@ from agents.rollout import EpisodeLoss, make_vector_env
 from agents.visualize import trajectory_grid
 from glimpse_engine.averaging import weight_average
 from glimpse_engine.cli import run_main, trainer
+from glimpse_engine.datasets import dataset_kwargs
 from glimpse_engine.distributed import data_parallel, mean_over_ranks, rank_seed
 from glimpse_engine.fit import (
     EpochResult,
@@ -68,6 +70,9 @@ class Args(RunArgs):
     """seed of the weights, the location draws and the training canvases"""
     epochs: int = 40
     """maximum number of epochs (the default is the main job's budget: under 10 minutes on 2 CPU cores)"""
+    dataset: str | None = None
+    """MODULE:NAME of your own images, a glimpse_env.ImageDataset (or a function returning one) that
+    --env's canvases, clutter and retina are applied to (default: the id's own dataset)"""
     train_size: int | None = None
     """fix the training set to this many canvases (the study: 10000); default: a fresh canvas every episode"""
     train_initial_location: Literal["env", "random"] = "env"
@@ -163,7 +168,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     noise = torch.Generator(device).manual_seed(args.seed)
 
     # ---------------------------------------------------------------- environment
-    env_kwargs: dict[str, Any] = {} if args.train_size is None else {"train_size": args.train_size}
+    images = dataset_kwargs(args.dataset)  # {"dataset": ...} for your own images, else {}
+    env_kwargs: dict[str, Any] = (
+        {**images} if args.train_size is None else {**images, "train_size": args.train_size}
+    )
     if args.train_initial_location == "random":
         env_kwargs["initial_location"] = "random"
     envs = make_vector_env(args.env, args.batch_size, device=device, split="train", **env_kwargs)
@@ -219,9 +227,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             summary=f"train reward {reward:.4f}",
         )
 
+    def as_ram(module: torch.nn.Module) -> RecurrentAttentionModel:
+        return typing.cast(RecurrentAttentionModel, module)  # the model, or its weight average's copy
+
     def play(model: torch.nn.Module, split: str, samples: int) -> EvalResult:
         return evaluate_model(
-            model,  # type: ignore[arg-type]
+            as_ram(model),
             args.env,
             split=split,
             mc_samples=samples,
@@ -230,6 +241,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             episodes=args.eval_episodes,
             generator=torch.Generator(device=device).manual_seed(args.seed),
             cluster=cluster,
+            env_kwargs=images,
         )
 
     def test(model: torch.nn.Module, history: list[dict[str, Any]]) -> dict[str, Any]:
@@ -258,7 +270,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         rank_streams=lambda: {"env_rng": envs.np_random.bit_generator.state},
         restore_streams=restore_streams,
         shared_state=lambda: {"location_noise": noise.get_state()},  # the ranks' shared stream
-        picture=lambda model: trajectory_grid(model, args.env, std=args.std, count=8, device=device),  # type: ignore[arg-type]
+        picture=lambda model: trajectory_grid(
+            as_ram(model), args.env, std=args.std, count=8, device=device, env_kwargs=images
+        ),
         picture_tag="charts/glimpses",
     )
     learner = Learner(model, mconfig, optimizer, scheduler, average)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ import torch
 from agents.ram import RecurrentAttentionModel
 from agents.rollout import make_vector_env, play_episodes
 from glimpse_engine.cli import parse_args
+from glimpse_engine.datasets import dataset_kwargs
 from glimpse_engine.errors import CheckpointError
 from glimpse_engine.pictures import CAPTION, GAP, caption, check_canvases
 from glimpse_engine.scoring import MachineArgs, one_source, prepare_machine
@@ -44,16 +46,20 @@ def trajectory_frames(
     sample: bool = False,
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Play test canvases ``first_index .. first_index + count - 1`` and render every glimpse.
 
-    With ``sample`` the locations are drawn with ``generator`` (default: torch's global one).
+    With ``sample`` the locations are drawn with ``generator`` (default: torch's global one);
+    ``env_kwargs`` are further environment settings (e.g. ``dataset``).
 
     Returns:
         ``(frames, predictions, labels)``: ``frames`` ``(T, count, h, w, 3)`` uint8 (row ``t``:
         the pictures after glimpse ``t + 1``), the classes played and the true classes ``(count,)``.
     """
-    envs = make_vector_env(env_id, count, device=device, split="test", render_mode="rgb_array")
+    envs = make_vector_env(
+        env_id, count, device=device, split="test", render_mode="rgb_array", **(env_kwargs or {})
+    )
     rows: list[np.ndarray] = []
 
     def render(_: int) -> None:
@@ -107,9 +113,12 @@ def trajectory_grid(
     std: float,
     count: int = 8,
     device: torch.device | str = "cpu",
+    env_kwargs: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """The PNG picture of :func:`trajectory_frames` (``(H, W, 3)`` uint8), e.g. for TensorBoard."""
-    frames, predictions, labels = trajectory_frames(model, env_id, std=std, count=count, device=device)
+    frames, predictions, labels = trajectory_frames(
+        model, env_id, std=std, count=count, device=device, env_kwargs=env_kwargs
+    )
     return grid(frames, predictions, labels)
 
 
@@ -155,9 +164,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     if args.pretrained is not None:
         shipped = pretrained(args.pretrained, device=device)
         model, env_id, std, own_seed = shipped.model, shipped.env_id, shipped.std, shipped.seed
+        images: dict[str, Any] = {}
     else:
         model, config = load_model(args.checkpoint, device=device)
         env_id, std, own_seed = config["env"], config["std"], default_seed(config)
+        images = dataset_kwargs(config.get("dataset"))  # a run on your own images: the same images
     seed = own_seed if args.seed is None else args.seed
     frames, predictions, labels = trajectory_frames(
         model,
@@ -168,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         sample=args.sample,
         device=device,
         generator=torch.Generator(device=device).manual_seed(seed),
+        env_kwargs=images,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".png":

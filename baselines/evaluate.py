@@ -32,6 +32,7 @@ from baselines.models import (
 from baselines.shipped import pretrained
 from glimpse_engine.checkpoints import load_checkpoint, rebuild_model
 from glimpse_engine.cli import parse_args
+from glimpse_engine.datasets import dataset_kwargs
 from glimpse_engine.distributed import SINGLE, Cluster, gather_objects
 from glimpse_engine.errors import CheckpointError
 from glimpse_engine.runs import write_json
@@ -194,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> ClassifierResult:
         check_output_file(args.json, "--json")
     device = prepare_machine(args)
     row: dict[str, Any] = {}
+    images: dict[str, Any] = {}
     if args.pretrained is not None:
         assert args.model is not None
         shipped = pretrained(args.pretrained, model=args.model, device=device)
@@ -201,12 +203,15 @@ def main(argv: Sequence[str] | None = None) -> ClassifierResult:
     else:
         model, config = load_baseline(args.checkpoint, device=device)
         env_id, name = config["env"], config["model"]
+        images = dataset_kwargs(config.get("dataset"))  # a run on your own images: the same images
     args = replace(
         args, batch_size=row.get("batch_size", 1000) if args.batch_size is None else args.batch_size
     )
     assert args.batch_size is not None
-    images = load_images(CanvasSource.from_id(env_id, split=args.split, device=device), args.batch_size)
-    result = evaluate_classifier(model, images, batch_size=args.batch_size, env_id=env_id, split=args.split)
+    canvases = load_images(
+        CanvasSource.from_id(env_id, split=args.split, device=device, **images), args.batch_size
+    )
+    result = evaluate_classifier(model, canvases, batch_size=args.batch_size, env_id=env_id, split=args.split)
     print(format_table(result))
     if args.pretrained is not None:
         as_row = args.split == row.get("split", "test") and args.batch_size == row.get("batch_size")

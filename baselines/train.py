@@ -49,6 +49,7 @@ from baselines.models import (
 from baselines.visualize import sample_picture
 from glimpse_engine.averaging import epoch_average, weight_average
 from glimpse_engine.cli import run_main, trainer
+from glimpse_engine.datasets import dataset_kwargs
 from glimpse_engine.distributed import data_parallel, mean_over_ranks, rank_seed
 from glimpse_engine.fit import EpochResult, Fit, Learner, Program, fit, make_scheduler, start
 from glimpse_engine.scoring import RunArgs
@@ -73,6 +74,9 @@ class Args(RunArgs):
     """seed of the weights, the training canvases and their order"""
     epochs: int = 100
     """maximum number of epochs (early stopping usually ends the run first)"""
+    dataset: str | None = None
+    """MODULE:NAME of your own images, a glimpse_env.ImageDataset (or a function returning one) that
+    --env's canvases and clutter are applied to (default: the id's own dataset)"""
     train_size: int | None = None
     """fix the training set to this many canvases (the study: 10000); default: fresh canvases every batch"""
     images_per_epoch: int | None = None
@@ -154,10 +158,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     canvas_rng = np.random.default_rng(rank_seed(args.seed, cluster))  # this rank's fresh training canvases
 
     # ---------------------------------------------------------------- canvases (the environment's)
-    overrides: dict[str, Any] = {} if args.train_size is None else {"train_size": args.train_size}
+    images = dataset_kwargs(args.dataset)  # {"dataset": ...} for your own images, else {}
+    overrides: dict[str, Any] = (
+        {**images} if args.train_size is None else {**images, "train_size": args.train_size}
+    )
     train_source = CanvasSource.from_id(args.env, split="train", device=device, **overrides)
     fixed_train = None if args.train_size is None else load_images(train_source, args.eval_batch_size)
-    val = load_images(CanvasSource.from_id(args.env, split="val", device=device), args.eval_batch_size)
+    val = load_images(
+        CanvasSource.from_id(args.env, split="val", device=device, **images), args.eval_batch_size
+    )
 
     # ---------------------------------------------------------------- model
     mconfig = BaselineConfig(
@@ -240,10 +249,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
 
     def test(model: torch.nn.Module, history: list[dict[str, Any]]) -> dict[str, Any]:
-        images = load_images(
-            CanvasSource.from_id(args.env, split="test", device=device), args.eval_batch_size
+        test_images = load_images(
+            CanvasSource.from_id(args.env, split="test", device=device, **images), args.eval_batch_size
         )
-        result = score(model, images, "test")
+        result = score(model, test_images, "test")
         cluster.say(format_table(result))
         train_seconds = max(sum(h["seconds"] for h in history), 1e-9)
         return {

@@ -23,6 +23,7 @@ import torch
 
 from baselines.models import POOL, SelfAttentionCNN, SimpleCNN, as_inputs
 from glimpse_engine.cli import parse_args
+from glimpse_engine.datasets import dataset_kwargs
 from glimpse_engine.errors import CheckpointError
 from glimpse_engine.pictures import CAPTION, GAP, caption, check_canvases
 from glimpse_engine.scoring import MachineArgs, prepare_machine
@@ -61,15 +62,20 @@ def sample_picture(model: SimpleCNN | SelfAttentionCNN, images: CanvasBatch, *, 
         logits = model(as_inputs(canvases))
     model.train(was_training)
     predictions = logits.argmax(1).cpu().numpy()
-    grey = canvases.cpu().numpy()
-    height, width = grey.shape[1:]
+    pictures = canvases.cpu().numpy()
+    if pictures.ndim == 3:  # grayscale (B, H, W): the same value in red, green and blue
+        pictures = np.repeat(pictures[..., None], 3, axis=3)
+    else:  # RGB (B, 3, H, W): channels last
+        pictures = pictures.transpose(0, 2, 3, 1)
+    height, width = pictures.shape[1:3]
     zoom = max(1, PANEL_SIDE // max(height, width))
     panels = 1 if pooling is None else 2
     panel_h, panel_w = height * zoom, width * zoom
-    out = np.full((panels * (panel_h + GAP) + CAPTION, len(grey) * (panel_w + GAP) - GAP, 3), 255, np.uint8)
-    for j, canvas in enumerate(grey):
+    out = np.full(
+        (panels * (panel_h + GAP) + CAPTION, len(pictures) * (panel_w + GAP) - GAP, 3), 255, np.uint8
+    )
+    for j, rgb in enumerate(pictures):
         left = j * (panel_w + GAP)
-        rgb = np.repeat(canvas[..., None], 3, axis=2)
         out[:panel_h, left : left + panel_w] = rgb.repeat(zoom, 0).repeat(zoom, 1)
         if pooling is not None:
             assert isinstance(model, SelfAttentionCNN)
@@ -122,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     check_canvases(args.count, args.first_index)
     device = prepare_machine(args)
     model, config = load_baseline(args.checkpoint, device=device)
-    test = CanvasSource.from_id(config["env"], split="test", device=device)
+    test = CanvasSource.from_id(
+        config["env"], split="test", device=device, **dataset_kwargs(config.get("dataset"))
+    )
     images = test.fixed(range(args.first_index, args.first_index + args.count))
     out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sample_picture(model, images, count=args.count)).save(out)
