@@ -133,24 +133,34 @@ def random_row(results: Path, env_id: str) -> dict | None:
 
 
 def rppo_runs(results: Path, env_id: str) -> list[dict]:
-    """The RecurrentPPO runs of ``env_id``: for each action form, the one with the best val."""
+    """The RecurrentPPO runs of ``env_id``: for each action form and training reward
+    (``--reward``: ``terminal``, the default and every run's before the option, or
+    ``every_step``), the one with the best val."""
     runs = []
     for path in sorted((results / "rppo").glob("*/test.json")):
         result = json.loads(path.read_text())
         if result["env_id"] == env_id:
-            action = result["hyperparameters"]["action"]
-            runs.append({"action": action, "val": result["val_accuracy"], "result": result})
-    return best_by_val(runs, fields=("action",))
+            settings = result["hyperparameters"]
+            action, reward = settings["action"], settings.get("reward", "terminal")
+            runs.append({"action": action, "reward": reward, "val": result["val_accuracy"], "result": result})
+    return best_by_val(runs, fields=("action", "reward"))
+
+
+def _rppo_form(run: dict[str, Any]) -> str:
+    """A RecurrentPPO row's action form, and its training reward where it is not the terminal one."""
+    return run["action"] + (
+        "" if run["reward"] == "terminal" else f", {run['reward'].replace('_', '-')} reward"
+    )
 
 
 def rppo_rows(results: Path, env_id: str) -> list[dict]:
     rows = []
     for run in rppo_runs(results, env_id):
-        action, result = run["action"], run["result"]
+        result = run["result"]
         budget = f"{result['steps'] / 1e6:.2f}M steps, {result['train_seconds'] / 60:.0f} min (CPU)"
         rows.append(
             _row(
-                f"RecurrentPPO, {action} actions",
+                f"RecurrentPPO, {_rppo_form(run).replace(run['action'], run['action'] + ' actions', 1)}",
                 result,
                 glimpses=glimpses(env_id),
                 params=f"{result['params']:,}",
@@ -271,7 +281,7 @@ def headline(results: Path, env_ids: tuple[str, ...] | None = None) -> list[dict
         runs = rppo_runs(results, env_id)
         if runs:
             best = max(runs, key=lambda run: run["val"])  # the first of equals
-            rppo = f"{best['result']['accuracy']:.4f} ({best['action']})"
+            rppo = f"{best['result']['accuracy']:.4f} ({_rppo_form(best)})"
         else:
             rppo = NOT_RUN
         rows.append(

@@ -449,3 +449,20 @@ def test_a_run_scored_by_agents_evaluate_gets_its_epochs_and_command_from_its_fo
     assert row["command"] == "`python -m agents.ram_reinforce --env GlimpseMNIST-v0 --epochs 3 --core lstm`"
     assert (row["test M=1"], row["test M=10"], row["epochs (best)"]) == ("0.9400", "0.9500", "3 (2)")
     assert row["settings (not the defaults)"] == "core lstm"
+
+
+def test_a_recurrent_ppo_run_on_the_every_step_reward_is_its_own_row(tmp_path):
+    """Runs trained on another reward are not compared on val with the terminal ones: each
+    (action form, reward) has its row, marked with the reward; the headline names it."""
+    board = load_leaderboard()
+    results = tmp_path / "results"
+    write(results / "rppo" / "a" / "test.json", rppo_result(action="multidiscrete", val=0.80, test=0.79))
+    dense = rppo_result(action="multidiscrete", val=0.90, test=0.88)
+    dense["hyperparameters"]["reward"] = "every_step"
+    write(results / "rppo" / "b" / "test.json", dense)
+    rows = {row["agent"]: row for row in board.leaderboard(results)["GlimpseMNIST-v0"]}
+    assert rows["RecurrentPPO, multidiscrete actions"]["test accuracy (95% CI)"].startswith("0.7900")
+    marked = rows["RecurrentPPO, multidiscrete actions, every-step reward"]
+    assert marked["test accuracy (95% CI)"].startswith("0.8800")
+    headline = {row["env"]: row for row in board.headline(results)}["`GlimpseMNIST-v0`"]
+    assert headline["best RecurrentPPO"] == "0.8800 (multidiscrete, every-step reward)"
