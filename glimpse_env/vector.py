@@ -550,10 +550,7 @@ class GlimpseVectorEnv(VectorEnv):
         terminated_t = self._tensor(terminated)
         ended = np.flatnonzero(terminated)
         correct = terminated_t & (label == self._labels)
-        info: dict[str, Any] = {}  # what only the terminal step reveals
-        self._put(info, "label", ended, self._labels.cpu().numpy()[ended])
-        self._put(info, "prediction", ended, label.cpu().numpy()[ended])
-        self._put(info, "correct", ended, correct.cpu().numpy()[ended])
+        info = self._verdict_info(ended, label, correct)  # what only the terminal step reveals
         return _Verdict(
             terminated=terminated,
             terminated_t=terminated_t,
@@ -604,11 +601,7 @@ class GlimpseVectorEnv(VectorEnv):
         correct = terminated_t & right
         # the reward of (steps, right, answered): row 0 (no step) is zero
         index = (self._tensor(steps) * 2 + right.to(torch.int64)) * 2 + terminated_t.to(torch.int64)
-        info: dict[str, Any] = {}
-        if ended.size:
-            self._put(info, "label", ended, self._labels.cpu().numpy()[ended])
-            self._put(info, "prediction", ended, label.cpu().numpy()[ended])
-            self._put(info, "correct", ended, correct.cpu().numpy()[ended])
+        info = self._verdict_info(ended, label, correct) if ended.size else {}
         return _Verdict(
             terminated=terminated,
             terminated_t=terminated_t,
@@ -671,6 +664,15 @@ class GlimpseVectorEnv(VectorEnv):
         mask = np.zeros(self.num_envs, dtype=np.bool_)
         mask[ids] = True
         return mask
+
+    def _verdict_info(self, ended: np.ndarray, label: torch.Tensor, correct: torch.Tensor) -> dict[str, Any]:
+        """The ``info`` entries of the episodes that ``ended`` at this step: their true label,
+        the label played and whether it was right."""
+        info: dict[str, Any] = {}
+        self._put(info, "label", ended, self._labels.cpu().numpy()[ended])
+        self._put(info, "prediction", ended, label.cpu().numpy()[ended])
+        self._put(info, "correct", ended, correct.cpu().numpy()[ended])
+        return info
 
     def _put(self, info: dict[str, Any], key: str, ids: np.ndarray, values: np.ndarray) -> None:
         """``info[key]`` with ``values`` at ``ids`` (zeros, or None for objects, elsewhere) and
