@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,22 @@ def test_missing_rows_and_folders_are_clear_errors(tmp_path: Path, monkeypatch: 
     assert weights_dir() == tmp_path
 
 
+def only_continues(line: str) -> bool:
+    """Whether a recorded ``--resume`` line only continues its run: ``--resume DIR`` and the
+    progress bar, nothing that could change what is trained (a killed run resumed so gives
+    the uninterrupted run's weights: tests/test_checkpoints.py)."""
+    words = shlex.split(line)[3:]
+    if words[:1] != ["--resume"] or len(words) < 2:
+        return False
+    return all(word in ("--progress", "--no-progress") for word in words[2:])
+
+
+def test_only_continues_tells_a_plain_resume_from_one_that_changes_settings() -> None:
+    assert only_continues("python -m agents.ram_reinforce --resume runs/x --no-progress")
+    assert not only_continues("python -m agents.ram_reinforce --resume runs/x --epochs 400")
+    assert not only_continues("python -m agents.ram_reinforce --epochs 3")
+
+
 def test_the_shipped_folder_is_consistent() -> None:
     """Every shipped row loads with its digests verified, has a bounded single command and
     repeats the accuracy of the results file it names."""
@@ -85,7 +102,9 @@ def test_the_shipped_folder_is_consistent() -> None:
     assert total <= 25 * 2**20
     for env_id, kind in rows:
         _, card = load_weights(env_id, kind, root=ROOT / "weights")
-        assert "--time-limit" not in card["command"] and card["resumed_with"] == []
+        assert "--time-limit" not in card["command"] and "--resume" not in card["command"]
+        for line in card["resumed_with"]:  # a kill, then a plain --resume: the uninterrupted run
+            assert only_continues(line), f"{env_id} {kind}: {line!r} changes the run's settings"
         result = json.loads((ROOT / card["results"] / "test.json").read_text())
         assert result["accuracy"] == card["accuracy"]
         assert result["command"] == card["command"]
