@@ -111,12 +111,26 @@ def lockstep_vector_env(
 ) -> GlimpseVectorEnv:
     """The native vector environment of ``env_id`` with autoreset disabled, so that its
     episodes run in lockstep (what the evaluation and the RAM's training play on)."""
+    return _native_vector_env(
+        env_id, num_envs, device=device, autoreset_mode=AutoresetMode.DISABLED, env_kwargs=env_kwargs
+    )
+
+
+def _native_vector_env(
+    env_id: str,
+    num_envs: int,
+    *,
+    device: str | torch.device,
+    autoreset_mode: AutoresetMode,
+    env_kwargs: dict[str, Any],
+) -> GlimpseVectorEnv:
+    """``gym.make_vec`` of a glimpse id with the native vector env and ``autoreset_mode``."""
     envs = gym.make_vec(
         check_env_id(env_id),
         num_envs=num_envs,
         vectorization_mode="vector_entry_point",
         device=device,
-        autoreset_mode=AutoresetMode.DISABLED,
+        autoreset_mode=autoreset_mode,
         **env_kwargs,
     )
     native = envs.unwrapped
@@ -132,17 +146,9 @@ def _evaluation_env(
     episode that answered restarts, unscored, while the others play on)."""
     if not config.early_answer:
         return lockstep_vector_env(env_id, num_envs, device=device, **env_kwargs)
-    envs = gym.make_vec(
-        check_env_id(env_id),
-        num_envs=num_envs,
-        vectorization_mode="vector_entry_point",
-        device=device,
-        autoreset_mode=AutoresetMode.NEXT_STEP,
-        **env_kwargs,
+    return _native_vector_env(
+        env_id, num_envs, device=device, autoreset_mode=AutoresetMode.NEXT_STEP, env_kwargs=env_kwargs
     )
-    native = envs.unwrapped
-    assert isinstance(native, GlimpseVectorEnv), "the glimpse ids make GlimpseVectorEnv"
-    return native
 
 
 # ---------------------------------------------------------------------- one batch
