@@ -50,7 +50,9 @@ def padded_image(images: torch.Tensor, pad: int, *, out: torch.Tensor | None = N
     b, c, height, width = images.shape
     p = pad
     shape = (b, c, height + 2 * p, width + 2 * p)
-    if out is None:
+    if out is None and images.is_cpu:  # numpy zeros on one thread (see "Threads" in glimpse_env.devices)
+        out = torch.from_numpy(np.zeros(shape, dtype=np.uint8))
+    elif out is None:
         out = torch.zeros(shape, dtype=torch.uint8, device=images.device)
     elif tuple(out.shape) != shape or out.dtype != torch.uint8 or out.device != images.device:
         raise ValueError(
@@ -108,6 +110,20 @@ def _crop_thresholds(geometry: CanvasGeometry, axis: int, *, low: int, high: int
         hi = np.where(reached, mid, hi)
         lo = np.where(reached, lo, mid + 1)
     return _from_order_key(hi)
+
+
+def _search(thresholds: torch.Tensor, values: torch.Tensor, *, out: torch.Tensor) -> None:
+    """``out`` = the number of ``thresholds`` at or below each of ``values``
+    (``torch.bucketize(values, thresholds, right=True)``).
+
+    On CPU tensors numpy's ``searchsorted`` does it on the calling thread: torch splits a
+    search of more than a few hundred values across its threads, whatever their number
+    (see "Threads" in :mod:`glimpse_env.devices`).
+    """
+    if values.is_cpu:
+        out.numpy()[...] = np.searchsorted(thresholds.numpy(), values.numpy(), side="right")
+    else:
+        torch.bucketize(values, thresholds, right=True, out=out)
 
 
 class _CropPlan(NamedTuple):
@@ -205,14 +221,10 @@ class CropBackend:
         # padded image
         if locations.dtype == torch.float32:  # one search among the float32 thresholds
             if height == width:
-                torch.bucketize(locations, plan.col_thresholds, right=True, out=plan.first_int)
+                _search(plan.col_thresholds, locations, out=plan.first_int)
             else:
-                plan.cols.copy_(
-                    torch.bucketize(locations[:, 0].contiguous(), plan.col_thresholds, right=True)
-                )
-                plan.rows.copy_(
-                    torch.bucketize(locations[:, 1].contiguous(), plan.row_thresholds, right=True)
-                )
+                _search(plan.col_thresholds, locations[:, 0], out=plan.cols)
+                _search(plan.row_thresholds, locations[:, 1], out=plan.rows)
         else:  # float64 locations: the arithmetic itself
             first = torch.addcmul(plan.half, locations, plan.half, out=plan.first)
             first.add_(plan.offset).floor_()

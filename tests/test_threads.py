@@ -2,117 +2,54 @@
 
 Torch splits a CPU operation above its grain size across its intra-op threads; on a
 machine whose cores are busy every split stalls (see :mod:`glimpse_env.devices`,
-"Threads"). These tests check that the environments' CPU work never wakes torch's other
-threads, without changing any thread setting, and that working in blocks gives the same
+"Threads"). These tests check that no path of the environments' CPU work wakes torch's
+other threads (counted by tests/thread_wakes.py in a process of its own, whose idle threads
+sleep), without changing any thread setting, and that working in blocks gives the same
 bits as working in one piece.
 """
 
 from __future__ import annotations
 
-import threading
-import time
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
 import glimpse_env.devices as devices_module
-from glimpse_env import GlimpseVectorEnv
 from glimpse_env.canvas import CanvasSpec, _place, compose
 from glimpse_env.data import load_split
+from glimpse_env.registration import ENV_SPECS
 from glimpse_env.retina import SERIAL_ELEMENTS, Retina
 
 TASKS = Path("/proc/self/task")
-#: CPU time torch's other threads may use while the calling thread works (they are idle)
-IDLE_NS = 2_000_000
+WAKES = Path(__file__).with_name("thread_wakes.py")
 
 
-def other_threads_cpu_ns() -> int:
-    """CPU time used so far by every thread of this process but the calling one (Linux)."""
-    me = threading.get_native_id()
-    total = 0
-    for task in TASKS.iterdir():
-        if int(task.name) != me:
-            try:
-                total += int((task / "schedstat").read_text().split()[0])
-            except FileNotFoundError:  # a thread that ended meanwhile
-                pass
-    return total
+@pytest.fixture(scope="module")
+def wakes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
+    """tests/thread_wakes.py's counts: how often each path woke torch's other threads."""
+    out = tmp_path_factory.mktemp("wakes") / "wakes.json"
+    # two intra-op threads whatever the machine; idle threads sleep, so every split is counted
+    env = {**os.environ, "OMP_WAIT_POLICY": "passive", "OMP_NUM_THREADS": "2"}
+    subprocess.run([sys.executable, str(WAKES), str(out)], env=env, check=True, timeout=600)
+    return json.loads(out.read_text())
 
 
-def idle_other_threads() -> None:
-    """Start torch's intra-op threads with one large operation, then let them go idle."""
-    torch.ones(1 << 22).cumsum(0)
-    time.sleep(0.1)
-
-
-needs_threads = pytest.mark.skipif(
-    not TASKS.is_dir() or torch.get_num_threads() < 2,
-    reason="needs Linux's per-thread CPU times and torch with more than one intra-op thread",
-)
-
-
-@needs_threads
-@pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseMNIST-Cluttered-v0"])
-def test_vector_env_steps_and_resets_on_the_calling_thread(env_id):
-    envs = gym.make_vec(env_id, num_envs=1024, vectorization_mode="vector_entry_point")
-    assert isinstance(envs, GlimpseVectorEnv)
-    envs.reset(seed=0)
-    rng = np.random.default_rng(0)
-    steps = 4 * (envs.config.n_glimpses + 1)  # four whole-batch autoresets
-    actions = [
-        {"location": rng.uniform(-1, 1, (1024, 2)).astype(np.float32), "label": rng.integers(0, 10, 1024)}
-        for _ in range(steps)
-    ]
-    threads = torch.get_num_threads()
-    idle_other_threads()
-    before = other_threads_cpu_ns()
-    for action in actions:
-        envs.step(action)
-    envs.reset(seed=1)
-    assert other_threads_cpu_ns() - before < IDLE_NS
-    assert torch.get_num_threads() == threads  # the caller's setting is untouched
-
-
-@needs_threads
-def test_partial_resets_stay_on_the_calling_thread():
-    """Sub-environments reset out of phase (reset_mask): their tables are copied in on one thread."""
-    envs = GlimpseVectorEnv(
-        1024,
-        variant="cluttered",
-        canvas_size=40,
-        n_clutter=5,
-        clutter_size=5,
-        patch_size=12,
-        n_scales=3,
-        autoreset_mode="DISABLED",
-    )
-    envs.reset(seed=0)
-    half = np.arange(1024) % 2 == 0
-    threads = torch.get_num_threads()
-    idle_other_threads()
-    before = other_threads_cpu_ns()
-    for _ in range(6):
-        envs.reset(options={"reset_mask": half})
-        envs.reset(options={"reset_mask": ~half})
-    assert other_threads_cpu_ns() - before < IDLE_NS
-    assert torch.get_num_threads() == threads
-
-
-@needs_threads
-def test_retina_on_a_large_cpu_batch_uses_the_calling_thread():
-    retina = Retina(12, 4, 2)
-    images = torch.randint(0, 256, (512, 3, 50, 70), dtype=torch.uint8)
-    locations = torch.rand(512, 2) * 2 - 1
-    as_float = images.float() / 255
-    idle_other_threads()
-    before = other_threads_cpu_ns()
-    for _ in range(3):  # tens of milliseconds: a busy thread's CPU time shows within a scheduler tick
-        retina.from_integral(retina.integral(images), locations)
-        retina(as_float, locations)
-    assert other_threads_cpu_ns() - before < IDLE_NS
+@pytest.mark.skipif(not TASKS.is_dir(), reason="needs Linux's per-thread scheduler counts")
+def test_no_path_of_the_environments_wakes_torchs_threads(wakes):
+    """Every id at N = 256 and 1024 through both APIs (steps, autoresets, seeded and partial
+    resets) and the retina's entry points: no operation is split across torch's threads."""
+    assert wakes.pop("threads") == 2
+    assert wakes.pop("control: one split") >= 1  # the count sees a split when there is one
+    ids = {spec.env_id for spec in ENV_SPECS}
+    assert {case.split(" N=")[0] for case in wakes if case.startswith("Glimpse")} == ids
+    assert len(wakes) == 4 * len(ids) + 6
+    assert {case: count for case, count in wakes.items() if count} == {}
 
 
 @pytest.mark.parametrize(
