@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -10,8 +11,10 @@ import platform
 import re
 import shlex
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,24 @@ from typing import Any
 import torch
 
 from glimpse_engine.scoring import RunArgs
+
+#: a competing CPU-bound process: a pure-Python loop (linear congruential steps) that imports nothing
+SPIN = "print(flush=True)\nx = 0\nwhile True:\n    x = (x * 1103515245 + 12345) & 0xFFFFFFFF"
+
+
+@contextlib.contextmanager
+def busy(k: int) -> Iterator[None]:
+    """``k`` competing CPU-bound processes, running while the block runs."""
+    workers = [subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE) for _ in range(k)]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            worker.stdout.readline()  # started: spinning before the timing starts
+        yield
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
 
 
 def median_seconds(fn: Callable[[], object], *, repeats: int, warmup: int = 2, sync: bool = False) -> float:

@@ -17,24 +17,25 @@ Python interpreter spinning a pure-Python loop), started before and stopped afte
 situation of an RL trainer, whose model and other work share the cores with the
 environment. Give it several times (``--busy 0 --busy 1 --busy 2``) for one row per
 ``K``; ``x quiet`` is then the ratio to the same row at ``K = 0``. ``--torch-threads``
-sets torch's intra-op threads first (for comparison; the package never changes them).
-``--native-only`` measures ``GlimpseVectorEnv`` alone, at the sizes of ``--sizes``.
+sets torch's intra-op threads first (for comparison; the package never changes them), and
+``--compare-one-thread`` measures every native row a second time under
+``torch.set_num_threads(1)`` in the same run (``default / 1 thread`` is their ratio).
+``--native-only`` measures ``GlimpseVectorEnv`` alone, at the sizes of ``--sizes``;
+``--api tensor`` steps it through ``step_tensors`` (tensor actions, as the RAM trainer
+does) besides or instead of ``step`` (``--api numpy --api tensor`` for both).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
 import torch
-from _common import machine, print_table, write_json
+from _common import busy, machine, print_table, write_json
 
 import glimpse_env  # noqa: F401  (registers the ids)
 from glimpse_env.wrappers import SB3VecEnv
@@ -44,25 +45,6 @@ NATIVE_SIZES = (1, 16, 256, 1024)
 SYNC_SIZE = 256
 SB3_SIZE = 256
 ACTION_POOL = 16  # distinct random action batches cycled through
-
-
-#: a competing CPU-bound process: a pure-Python loop (linear congruential steps) that imports nothing
-SPIN = "print(flush=True)\nx = 0\nwhile True:\n    x = (x * 1103515245 + 12345) & 0xFFFFFFFF"
-
-
-@contextlib.contextmanager
-def busy(k: int) -> Iterator[None]:
-    """``k`` competing CPU-bound processes, running while the block runs."""
-    workers = [subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE) for _ in range(k)]
-    try:
-        for worker in workers:
-            assert worker.stdout is not None
-            worker.stdout.readline()  # started: spinning before the timing starts
-        yield
-    finally:
-        for worker in workers:
-            worker.kill()
-            worker.wait()
 
 
 def actions_for(n: int, num_classes: int, rng: np.random.Generator) -> list[dict[str, np.ndarray]]:
@@ -108,12 +90,21 @@ def sync_env(env_id: str, n: int, repeats: int) -> float:
     return rate(lambda i: envs.step(actions[i % ACTION_POOL]), n_envs=n, steps=20, repeats=repeats)
 
 
-def native_env(env_id: str, n: int, repeats: int, device: str) -> float:
+def native_env(env_id: str, n: int, repeats: int, device: str, api: str = "numpy") -> float:
+    """``GlimpseVectorEnv`` through ``step`` (numpy arrays) or ``step_tensors`` (tensors on
+    ``device``, as the RAM trainer steps it)."""
     envs = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", device=device)
     envs.reset(seed=0)
     actions = actions_for(n, 10, np.random.default_rng(0))
     steps = max(20, min(3000, 200_000 // n))
-    return rate(lambda i: envs.step(actions[i % ACTION_POOL]), n_envs=n, steps=steps, repeats=repeats)
+    if api == "numpy":
+        return rate(lambda i: envs.step(actions[i % ACTION_POOL]), n_envs=n, steps=steps, repeats=repeats)
+    tensors = [
+        (torch.from_numpy(a["location"]).to(device), torch.from_numpy(a["label"]).to(device)) for a in actions
+    ]
+    return rate(
+        lambda i: envs.step_tensors(*tensors[i % ACTION_POOL]), n_envs=n, steps=steps, repeats=repeats
+    )
 
 
 def sb3_env(env_id: str, n: int, repeats: int) -> float:
@@ -131,8 +122,18 @@ def measure_env(env_id: str, args: argparse.Namespace) -> list[tuple[str, str, i
         measured.append(("single env (gym.make)", "cpu", 1, single_env(env_id, args.repeats)))
         measured.append(("SyncVectorEnv", "cpu", SYNC_SIZE, sync_env(env_id, SYNC_SIZE, args.repeats)))
     for device in args.device or ["cpu"]:
-        for n in args.sizes:
-            measured.append(("GlimpseVectorEnv", device, n, native_env(env_id, n, args.repeats, device)))
+        for api in args.api or ["numpy"]:
+            kind = "GlimpseVectorEnv" if api == "numpy" else "GlimpseVectorEnv, tensor API"
+            for n in args.sizes:
+                measured.append((kind, device, n, native_env(env_id, n, args.repeats, device, api)))
+                if args.compare_one_thread:
+                    threads = torch.get_num_threads()
+                    torch.set_num_threads(1)
+                    try:
+                        value = native_env(env_id, n, args.repeats, device, api)
+                    finally:
+                        torch.set_num_threads(threads)
+                    measured.append((f"{kind}, 1 thread", device, n, value))
     if not args.native_only:
         measured.append(("SB3VecEnv adapter", "cpu", SB3_SIZE, sb3_env(env_id, SB3_SIZE, args.repeats)))
     return measured
@@ -147,6 +148,18 @@ def main() -> None:
     parser.add_argument("--env-id", action="append", default=None, help="default: the three of the issue")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(NATIVE_SIZES), help="native env N")
     parser.add_argument("--native-only", action="store_true", help="GlimpseVectorEnv alone")
+    parser.add_argument(
+        "--api",
+        choices=["numpy", "tensor"],
+        action="append",
+        default=None,
+        help="the native env's API (repeatable): step (numpy, the default) or step_tensors",
+    )
+    parser.add_argument(
+        "--compare-one-thread",
+        action="store_true",
+        help="measure every native row again under torch.set_num_threads(1), in the same run",
+    )
     parser.add_argument(
         "--busy", type=int, action="append", default=None, help="competing CPU-bound processes (repeatable)"
     )
@@ -171,6 +184,11 @@ def main() -> None:
                 row["steps/s"] = value
                 if (kind, device, n) in quiet:
                     row["x quiet"] = value / quiet[kind, device, n]
+                if kind.endswith(", 1 thread"):
+                    default = next(
+                        v for other, d, m, v in measured if (other, d, m) == (kind[:-10], device, n)
+                    )
+                    row["default / 1 thread"] = default / value
                 if sync is not None:
                     row["x SyncVectorEnv(256)"] = value / sync
                 rows.append(row)
@@ -178,6 +196,8 @@ def main() -> None:
                 print(line, flush=True)
     print(f"\n{machine()}; torch threads {torch.get_num_threads()}")
     columns = ["env", "busy", "vectorisation", "device", "N", "steps/s", "x quiet"]
+    if args.compare_one_thread:
+        columns.append("default / 1 thread")
     print_table(rows, columns if args.native_only else [*columns, "x SyncVectorEnv(256)"])
     write_json(args.json, rows)
 

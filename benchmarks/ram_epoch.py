@@ -1,7 +1,7 @@
 """Seconds per training epoch of the RAM, split into time in the environment and in the model.
 
     python benchmarks/ram_epoch.py [--env GlimpseMNIST-v0] [--updates 429] [--repeats 5] [--threads N]
-                                   [--json out.json]
+                                   [--busy K] [--json out.json]
 
 An epoch is 55,000 episodes (``55,000 // batch`` updates of ``--batch`` episodes; 429 for
 batch 128) of ``--env`` with the agent's own training step: a lockstep rollout on the
@@ -16,6 +16,7 @@ loss, backward and the optimizer step. Rows:
 Seconds per epoch are the measured mean per update times the updates of an epoch. Each row
 is timed ``--repeats`` times (the two rows alternating) and the median is reported, with the
 range of the environment's share: on a shared virtual machine one timing can be a third off.
+``--busy K`` times it with ``K`` competing CPU-bound processes (as ``env_throughput.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from _common import machine, print_table, write_json
+from _common import busy, machine, print_table, write_json
 
 from agents.losses import ram_loss
 from agents.ram import ModelConfig, RecurrentAttentionModel, sample_locations
@@ -64,6 +65,12 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=None, help="updates timed (default: one whole epoch)")
     parser.add_argument("--repeats", type=int, default=5, help="timings of each row; the median is reported")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="competing CPU-bound processes while timing (see env_throughput.py)",
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     if args.threads:
@@ -131,11 +138,12 @@ def main() -> None:
 
     clock = EnvClock(envs)
     trains, shares, alones = [], [], []
-    for _ in range(args.repeats):
-        clock.seconds = 0.0
-        trains.append(seconds_per_update(train_update))
-        shares.append(clock.seconds / (updates + 5) / trains[-1])
-        alones.append(seconds_per_update(model_update))
+    with busy(args.busy):
+        for _ in range(args.repeats):
+            clock.seconds = 0.0
+            trains.append(seconds_per_update(train_update))
+            shares.append(clock.seconds / (updates + 5) / trains[-1])
+            alones.append(seconds_per_update(model_update))
     train, env_share, alone = (statistics.median(x) for x in (trains, shares, alones))
     rows = [
         {

@@ -265,7 +265,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--net-arch", default="64,64", help="widths of the policy and value MLPs after the LSTM ('' for none)"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's own, the fastest on a machine to yourself); "
+        "pass 1 when other processes share the cores (docs/speed.md)",
+    )
     parser.add_argument("--eval-size", type=int, default=None, help="val and test canvases scored (all)")
     parser.add_argument("--eval-batch", type=int, default=1000, help="episodes per evaluation batch")
     parser.add_argument(

@@ -21,6 +21,7 @@ does the rest, once for every trainer:
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -108,6 +109,35 @@ class Session(NamedTuple):
     """items (episodes or images) of one update over all ranks"""
     updates_per_epoch: int
     """updates in one epoch"""
+
+
+#: the 1-minute load average, in cores, above which :func:`busy_machine_note` speaks
+BUSY_LOAD = 0.5
+
+
+def busy_machine_note(threads: int | None, device: torch.device) -> str | None:
+    """One line of advice when torch's own thread count meets a machine whose cores are busy.
+
+    Torch splits every large CPU operation across all its threads; while other processes
+    hold the cores each split waits for a descheduled thread (a RAM epoch took 3.9x, a CNN
+    epoch 2.7x as long with one competing process on 2 cores: docs/speed.md). ``None``
+    when ``--threads`` was given, on another device, with one thread, or when the load
+    average (other processes; this one has barely started) is below :data:`BUSY_LOAD`.
+    """
+    if threads is not None or device.type != "cpu" or torch.get_num_threads() < 2:
+        return None
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on this platform
+        return None
+    if load < BUSY_LOAD:
+        return None
+    return (
+        f"note: other processes are busy here (load average {load:.1f} on {os.cpu_count()} cores) and "
+        f"torch splits large operations across its {torch.get_num_threads()} threads, which stall "
+        f"while the cores are shared: pass --threads 1 (or the cores you have to yourself); see "
+        f"docs/speed.md"
+    )
 
 
 def start(
@@ -405,6 +435,9 @@ def fit(
         f"{updates_per_epoch} updates of {args.batch_size} {unit} per epoch"
         + (f" on each of {cluster.world_size} ranks" if cluster.distributed else "")
     )
+    note = busy_machine_note(args.threads, device)
+    if note is not None:
+        cluster.say(note)
 
     def checkpoint_state(epoch: int) -> dict[str, Any]:
         return {

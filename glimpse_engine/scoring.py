@@ -23,7 +23,8 @@ class MachineArgs:
     device: str = "cpu"
     """cpu or cuda"""
     threads: int | None = None
-    """torch intra-op threads (default: torch's own choice); 1 is fastest on a busy small machine"""
+    """torch intra-op threads (default: torch's own, the fastest on a machine to yourself); pass 1 when other
+    processes share the cores, whose busy cores stall torch's threads (an epoch 3-4x slower; docs/speed.md)"""
     data_dir: str | None = None
     """folder of the MNIST / Fashion-MNIST raw files (default: $GLIMPSE_DATA_DIR, else the user cache)"""
 

@@ -179,3 +179,20 @@ def test_the_site_builds_in_strict_mode(tmp_path):
         assert "Settings" in page and f"{spec.env_id}.png" in page
     assert "GlimpseVectorEnv" in (site / "api" / "index.html").read_text()
     assert (site / "img" / "results" / "ram" / "main-job" / "glimpses.png").is_file()
+
+
+def test_the_speed_page_holds_its_measurements():
+    """docs/speed.md's load, second-core and trainer tables are those its JSON prints."""
+    spec = importlib.util.spec_from_file_location("speed_tables", ROOT / "benchmarks" / "speed_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    page = (DOCS / "speed.md").read_text()
+    for table in (
+        module.env_load(module.DEFAULT),
+        module.second_core(module.DEFAULT),
+        module.trainers(module.DEFAULT),
+    ):
+        assert table in page
+    one, two = module.lowest_ratios(module.DEFAULT)
+    assert f"at least {one:.2f} of its quiet speed, with two at\nleast {two:.2f}" in page
+    assert one >= 0.7 and two >= 0.4  # the targets of the speed issue

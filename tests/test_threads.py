@@ -109,3 +109,25 @@ def test_numpy_and_torch_canvases_are_the_same(spec):
         by_torch = _place(spec, digits, images, torch.from_numpy(indices), keys)
     assert isinstance(by_torch, torch.Tensor)
     assert torch.equal(made, by_torch)
+
+
+@pytest.mark.parametrize(
+    ("threads", "device", "load", "torch_threads", "speaks"),
+    [
+        (None, "cpu", 1.5, 2, True),  # torch's own threads on a busy machine
+        (1, "cpu", 1.5, 2, False),  # --threads given: the user chose
+        (None, "cpu", 0.1, 2, False),  # a quiet machine
+        (None, "cuda", 1.5, 2, False),  # the model's work is on the GPU
+        (None, "cpu", 1.5, 1, False),  # one thread: nothing to split
+    ],
+)
+def test_trainers_advise_threads_on_a_busy_machine(monkeypatch, threads, device, load, torch_threads, speaks):
+    from glimpse_engine import fit
+
+    monkeypatch.setattr(fit.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(fit.torch, "get_num_threads", lambda: torch_threads)
+    note = fit.busy_machine_note(threads, torch.device(device))
+    if speaks:
+        assert note is not None and "--threads 1" in note and f"{load:.1f}" in note and "\n" not in note
+    else:
+        assert note is None
