@@ -52,7 +52,18 @@ ENVS = tuple(spec.env_id for spec in ENV_SPECS)
 #: the columns of the full tables (``--commands`` adds ``command``)
 COLUMNS = ["agent", "test accuracy (95% CI)", "M", "glimpses", "params", "training", "weights"]
 #: the columns of ``--headline``
-HEADLINE_COLUMNS = ["env", "RAM", "CNN", "self-attention", "best RecurrentPPO", "random"]
+HEADLINE_COLUMNS = ["env", "published RAM", "RAM", "CNN", "self-attention", "best RecurrentPPO", "random"]
+#: the published accuracy of the RAM on each id's task, and where it is from (the RAM paper,
+#: Mnih et al. 2014, at the id's glimpses; the study, Wu et al., where the id is the study's;
+#: the study's cluttered number is on 10,000 fixed training canvases)
+PUBLISHED = {
+    "GlimpseMNIST-v0": "0.9871 (RAM paper: 1.29% error)",
+    "GlimpseMNIST-Translated-v0": "0.9880 (RAM paper: 1.20% error)",
+    "GlimpseMNIST-Cluttered-v0": "0.919 (the study, 10,000 training canvases)",
+    "GlimpseMNIST-Cluttered60-v0": "0.9596 (RAM paper: 4.04% error)",
+    "GlimpseMNIST-Cluttered100-v0": "0.8917 (RAM paper: 10.83% error)",
+    "GlimpseMNIST-Fashion-v0": "0.867 (the study)",
+}
 #: a headline cell without a kept result
 NOT_RUN = "not yet run"
 
@@ -287,6 +298,7 @@ def headline(results: Path, env_ids: tuple[str, ...] | None = None) -> list[dict
         rows.append(
             {
                 "env": f"`{env_id}`",
+                "published RAM": PUBLISHED.get(env_id, "none"),
                 "RAM": _accuracy_only(ram_row(results, env_id)),
                 "CNN": _accuracy_only(baselines.get("CNN")),
                 "self-attention": _accuracy_only(baselines.get("CNN + self-attention")),
