@@ -81,10 +81,12 @@ def second_core(folder: Path) -> str:
             for r in old
             if r["env"] == row["env"] and r["busy"] == 0 and r["vectorisation"].endswith("1 thread")
         )
-        ratios = " / ".join(
-            f"{next(r['x quiet'] for r in old if r['env'] == row['env'] and r['busy'] == k and r['vectorisation'] == row['vectorisation']):.2f}"
-            for k in (1, 2)
-        )
+        quiet_ratio = {
+            r["busy"]: r["x quiet"]
+            for r in old
+            if r["env"] == row["env"] and r["vectorisation"] == row["vectorisation"]
+        }
+        ratios = f"{quiet_ratio[1]:.2f} / {quiet_ratio[2]:.2f}"
         lines.append(
             f"| `10316b1` | `{row['env']}` | numpy | {row['steps/s']:,.0f} | {one['steps/s']:,.0f} "
             f"| {row['steps/s'] / one['steps/s']:.2f} | {ratios} |"
